@@ -1,0 +1,1 @@
+"""Venues the runner can trade on. All implement ``base.Exchange``."""
