@@ -1,0 +1,278 @@
+"""Fleet operations: what each CLI command does, between the config directory and systemd.
+
+The CLI parses and prints; this module decides. Every check on user input (names, configs,
+clashes) happens here *before* the first D-Bus call, so a bad request changes nothing.
+"""
+from __future__ import annotations
+
+import filecmp
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Optional
+
+from . import config as cfgmod
+from ._units import TEMPLATE, check_name, unit_name
+from .errors import ConfigError, GridbotError, InstanceNotFound, JobFailed, UsageError
+from .models import GridConfig
+from .systemd import Manager, UnitRow, enabled_instances, unit_dirs
+
+LIVE_DROPIN = "50-live.conf"
+
+
+@dataclass
+class Context:
+    """Which manager and directories a command works against (system, or --user)."""
+
+    user: bool = False
+
+    @property
+    def config_dir(self) -> Path:
+        return cfgmod.config_dir(self.user)
+
+    @property
+    def state_root(self) -> Path:
+        if self.user:
+            base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+            return Path(base) / "gridbot"
+        return Path("/var/lib/gridbot")
+
+    @property
+    def unit_dir(self) -> Path:
+        return unit_dirs(self.user)[0]
+
+    def manager(self) -> Manager:
+        return Manager(user=self.user)
+
+
+# -- names and configs --------------------------------------------------------------------------
+def resolve(ctx: Context, names: Iterable[str], paths: Iterable[Path] = ()) -> list[str]:
+    """NAME arguments plus ``-c PATH`` options (stem = name), checked, de-duplicated, in order."""
+    out: list[str] = []
+    for n in list(names) + [Path(p).stem if str(p).endswith(".json") else _bad_path(p) for p in paths]:
+        check_name(n)
+        if n not in out:
+            out.append(n)
+    return out
+
+
+def _bad_path(p: Path) -> str:
+    raise UsageError(f"-c {p}: a config path must end in .json (its stem is the instance name)")
+
+
+def validate(ctx: Context, names: list[str], *, clashes: bool = False) -> dict[str, GridConfig]:
+    """Load and validate each config; with ``clashes``, also check them against each other."""
+    configs = {n: cfgmod.load(n, ctx.config_dir) for n in names}
+    if clashes:
+        check_clashes(configs)
+    return configs
+
+
+def load_all(ctx: Context) -> tuple[dict[str, GridConfig], dict[str, str]]:
+    """Every config in the directory: (valid ones, name -> error for invalid ones)."""
+    good, bad = {}, {}
+    for n in cfgmod.list_names(ctx.config_dir):
+        try:
+            good[n] = cfgmod.load(n, ctx.config_dir)
+        except ConfigError as exc:
+            bad[n] = str(exc)
+    return good, bad
+
+
+def check_clashes(configs: dict[str, GridConfig]) -> None:
+    """Two instances may not share a status port, nor trade one symbol on one live account."""
+    ports: dict[int, str] = {}
+    books: dict[tuple[str, str, str], str] = {}
+    problems = []
+    for name, cfg in sorted(configs.items()):
+        if cfg.web_port is not None:
+            if cfg.web_port in ports:
+                problems.append(f"{ports[cfg.web_port]} and {name} both use web_port {cfg.web_port}")
+            ports.setdefault(cfg.web_port, name)
+        if cfg.exchange != "paper":  # each paper instance has its own simulated account
+            key = (cfg.exchange, cfg.backpack.account, cfg.symbol)
+            if key in books:
+                problems.append(f"{books[key]} and {name} both trade {cfg.symbol} on {cfg.exchange} account '{key[1]}'")
+            books.setdefault(key, name)
+    if problems:
+        raise ConfigError("clash: " + "; ".join(problems))
+
+
+def check_against_fleet(ctx: Context, configs: dict[str, GridConfig]) -> None:
+    """A start must not clash with any other configured instance."""
+    others, _bad = load_all(ctx)
+    others.update(configs)
+    check_clashes(others)
+
+
+def install_config(ctx: Context, path: Path, force: bool = False) -> str:
+    """``start -c path/NAME.json``: validate, then copy into the config directory.
+
+    Refuses to replace a different existing file unless ``force``; the copy is atomic.
+    """
+    name = resolve(ctx, [], [path])[0]
+    cfgmod.load_file(path)
+    target = cfgmod.config_path(name, ctx.config_dir)
+    if target.exists() and path.resolve() == target.resolve():
+        return name
+    if target.exists() and not filecmp.cmp(path, target, shallow=False) and not force:
+        raise UsageError(f"{target} exists and differs from {path}; use --force to replace it")
+    try:
+        ctx.config_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=ctx.config_dir, prefix=f".{name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
+            shutil.copyfileobj(src, out)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except PermissionError:
+        raise UsageError(f"cannot write {target}: permission denied (use sudo)") from None
+    return name
+
+
+def has_live_dropin(ctx: Context, name: str) -> bool:
+    return (ctx.unit_dir / f"{unit_name(name)}.d" / LIVE_DROPIN).exists()
+
+
+def check_credentials(ctx: Context, configs: dict[str, GridConfig]) -> None:
+    for name, cfg in configs.items():
+        if cfg.exchange != "paper" and not has_live_dropin(ctx, name):
+            raise ConfigError(
+                f"{name} trades on {cfg.exchange} but has no credentials: run `sudo gridbot credentials set {name}`"
+            )
+
+
+# -- lifecycle ----------------------------------------------------------------------------------
+def known(ctx: Context, m: Manager, names: list[str]) -> None:
+    """Raise InstanceNotFound unless each name has a config or a unit systemd knows of."""
+    configured = set(cfgmod.list_names(ctx.config_dir))
+    unknown = [n for n in names if n not in configured]
+    if not unknown:
+        return
+    rows = {r.name: r for r in m.rows(unknown, set())}
+    for n in unknown:
+        r = rows.get(n)
+        if r is None or r.load_state != "loaded" or (r.active_state == "inactive" and not r.since_us):
+            raise InstanceNotFound(f"no such instance '{n}': no {ctx.config_dir / (n + '.json')} and no unit")
+
+
+def ensure_template(m: Manager) -> None:
+    if not m.template_loaded():
+        raise GridbotError(f"{TEMPLATE} is not installed: run `sudo ./packaging/install.sh` first")
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    name: str
+    result: str
+    row: Optional[UnitRow] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result == "done"
+
+
+def run_jobs(ctx: Context, method: str, names: list[str], timeout: float) -> list[JobOutcome]:
+    with ctx.manager() as m:
+        ensure_template(m)
+        if method != "StartUnit":
+            known(ctx, m, names)
+        results = m.run_jobs(method, [unit_name(n) for n in names], timeout)
+        outcomes = []
+        failed = [n for n in names if results[unit_name(n)] != "done"]
+        rows = {r.name: r for r in m.rows(failed, set())} if failed else {}
+        for n in names:
+            outcomes.append(JobOutcome(n, results[unit_name(n)], rows.get(n)))
+        return outcomes
+
+
+def instances_in_state(ctx: Context, *states: str) -> list[str]:
+    with ctx.manager() as m:
+        loaded = m.loaded_instances()
+        if not states:
+            return loaded
+        return [r.name for r in m.rows(loaded, set()) if r.active_state in states]
+
+
+def stop_all(ctx: Context, timeout: float) -> list[str]:
+    """One job on gridbot.target; PartOf= propagates the stop to every instance."""
+    with ctx.manager() as m:
+        before = [r.name for r in m.rows(m.loaded_instances(), set()) if r.active_state != "inactive"]
+        result = m.stop_target(timeout)
+        if result != "done":
+            raise JobFailed(f"stopping gridbot.target: job {result}")
+        still = [r.name for r in m.rows(before, set()) if r.active_state in ("active", "activating", "deactivating")]
+        if still:
+            raise JobFailed(f"still running after stop-all: {', '.join(still)}")
+        return before
+
+
+# -- reading ------------------------------------------------------------------------------------
+def all_names(ctx: Context, m: Manager, enabled: set[str]) -> list[str]:
+    """Configs, loaded units and enabled instances: systemd alone cannot list them all."""
+    return sorted(set(cfgmod.list_names(ctx.config_dir)) | set(m.loaded_instances()) | enabled)
+
+
+def rows(ctx: Context) -> list[UnitRow]:
+    enabled = enabled_instances(ctx.user)
+    with ctx.manager() as m:
+        return m.rows(all_names(ctx, m, enabled), enabled)
+
+
+def status(ctx: Context, name: str) -> UnitRow:
+    check_name(name)
+    enabled = enabled_instances(ctx.user)
+    with ctx.manager() as m:
+        known(ctx, m, [name])
+        return m.status(name, enabled)
+
+
+def enable(ctx: Context, names: list[str], on: bool) -> list[tuple[str, str, str]]:
+    with ctx.manager() as m:
+        ensure_template(m)
+        units = [unit_name(n) for n in names]
+        return m.enable(units) if on else m.disable(units)
+
+
+def cleanup(ctx: Context, names: list[str]) -> None:
+    with ctx.manager() as m:
+        for n in names:
+            m.reset_failed(unit_name(n))
+
+
+# -- logs ---------------------------------------------------------------------------------------
+def journal_command(ctx: Context, names: list[str], *, follow: bool = False, lines: Optional[int] = None,
+                    since: Optional[str] = None, priority: Optional[str] = None, grep: Optional[str] = None,
+                    output: str = "short-iso") -> list[str]:
+    """journalctl over the given instances (or all): exact ``-u`` semantics, no native deps."""
+    exe = shutil.which("journalctl")
+    if not exe:
+        raise GridbotError("journalctl not found: gridbot logs needs systemd's journal")
+    cmd = [exe, "--no-pager", "-o", output]
+    if ctx.user:
+        cmd.append("--user")
+    units = [unit_name(n) for n in names] or ["gridbot@*.service"]
+    for u in units:
+        cmd += ["-u", u]
+    if follow:
+        cmd.append("-f")
+    if lines is not None:
+        cmd += ["-n", str(lines)]
+    if since:
+        cmd += ["--since", since]
+    if priority:
+        cmd += ["-p", priority]
+    if grep:
+        cmd += ["--grep", grep]
+    return cmd
+
+
+def recent_log(ctx: Context, name: str, lines: int = 5) -> list[str]:
+    try:
+        cmd = journal_command(ctx, [name], lines=lines, output="short-iso")
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+    except (GridbotError, OSError, subprocess.TimeoutExpired):
+        return []
+    return [ln for ln in out.stdout.splitlines() if ln and not ln.startswith("-- ")]

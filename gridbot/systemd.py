@@ -1,0 +1,299 @@
+"""The one module that talks to systemd (over D-Bus, through pystemd).
+
+Callers get plain dataclasses and ``gridbot.errors`` exceptions, never pystemd objects or bytes.
+One ``Manager`` holds one bus connection for the whole command (pystemd opens a connection per
+call when none is injected), calls systemd's Manager methods by their D-Bus names so the
+systemd D-Bus documentation stays the reference, and waits for jobs with a JobRemoved match
+installed *before* the jobs are queued (no race, no ``Subscribe()``, no second connection).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+from ._units import PREFIX, SUFFIX, TARGET, instance_of
+from .errors import GridbotError, InstanceNotFound, PermissionDenied, SystemdUnavailable, UsageError
+
+DEST = b"org.freedesktop.systemd1"
+MANAGER_PATH = b"/org/freedesktop/systemd1"
+MANAGER_IFACE = b"org.freedesktop.systemd1.Manager"
+UNIT_IFACE = b"org.freedesktop.systemd1.Unit"
+SERVICE_IFACE = b"org.freedesktop.systemd1.Service"
+PROPS_IFACE = b"org.freedesktop.DBus.Properties"
+UNSET = 2**64 - 1  # systemd's "no figure" for cgroup counters
+JOB_TIMEOUT_S = 60.0
+
+
+@contextlib.contextmanager
+def _dbus_errors(unit: str = "") -> Iterator[None]:
+    """Translate pystemd's D-Bus errors into gridbot errors with one-line messages.
+
+    Never show ``str()`` of a pystemd error: it appends a joke paragraph.
+    """
+    from pystemd import dbusexc
+
+    try:
+        yield
+    except dbusexc.DBusBaseError as exc:
+        raw = getattr(exc, "err_message", b"") or b""
+        msg = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+        errno = getattr(exc, "errno", 0)
+        if isinstance(exc, (dbusexc.DBusInteractiveAuthorizationRequiredError, dbusexc.DBusAccessDeniedError)):
+            raise PermissionDenied(
+                "permission denied by systemd: run with sudo, join the 'gridbot-ops' group "
+                "(start/stop/restart/reset-failed only), or use --user"
+            ) from None
+        if isinstance(exc, dbusexc.DBusNoSuchUnitError):
+            raise InstanceNotFound(f"no such unit {unit}: {msg}" if unit else msg) from None
+        if isinstance(exc, dbusexc.DBusFileNotFoundError) or errno in (-2, -111, -123) and "Could not open" in msg:
+            raise SystemdUnavailable(
+                "cannot reach systemd: no D-Bus socket (is this a systemd host? for --user, is "
+                "XDG_RUNTIME_DIR set and a user manager running?)"
+            ) from None
+        if isinstance(exc, dbusexc.DBusInvalidArgsError):
+            raise UsageError(f"systemd refused the request: {msg}") from None
+        raise GridbotError(f"systemd error (errno {errno}): {msg}") from None
+
+
+@dataclass(frozen=True)
+class UnitRow:
+    """One instance as a status table needs it. Counters are None where systemd has no figure."""
+
+    name: str
+    unit: str
+    load_state: str
+    active_state: str
+    sub_state: str
+    main_pid: int = 0
+    since_us: int = 0
+    n_restarts: int = 0
+    result: str = ""
+    exit_status: int = 0
+    exit_code: str = ""
+    cpu_ns: Optional[int] = None
+    memory_bytes: Optional[int] = None
+    tasks: Optional[int] = None
+    status_text: str = ""
+    enabled: bool = False
+    fragment_path: str = ""
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+# JobRemoved arrives on the connection that queued the job. pystemd keeps only a raw pointer to
+# the callback (no INCREF): it must be a module-level plain function, or the process segfaults.
+def _on_job_removed(msg: Any, error: Any = None, userdata: Any = None) -> None:
+    msg.process_reply(False)
+    _id, job_path, unit, result = msg.body
+    userdata[job_path] = (unit.decode(), result.decode())
+
+
+def _figure(value: Any) -> Optional[int]:
+    return None if value is None or value == UNSET else int(value)
+
+
+def _text(value: Any) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value or "")
+
+
+class Manager:
+    """A connection to the system (or per-user) service manager, for one CLI command."""
+
+    def __init__(self, user: bool = False) -> None:
+        self.user = user
+        self._bus: Any = None
+        self._jobs: dict[bytes, tuple[str, str]] = {}
+
+    def __enter__(self) -> "Manager":
+        from pystemd.dbuslib import DBus
+
+        if not self.user and not Path("/run/systemd/system").exists() and not os.environ.get("DBUS_SYSTEM_BUS_ADDRESS"):
+            raise SystemdUnavailable("systemd is not running on this host (no /run/systemd/system); gridbot needs systemd")
+        bus = DBus(user_mode=self.user)
+        with _dbus_errors():
+            bus.open()
+            bus.match_signal(DEST, MANAGER_PATH, MANAGER_IFACE, b"JobRemoved", _on_job_removed, self._jobs)
+        self._bus = bus
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bus is not None:
+            self._bus.close()
+            self._bus = None
+
+    # -- raw calls -------------------------------------------------------------------------
+    def _call(self, method: bytes, signature: bytes = b"", *args: Any, unit: str = "") -> Any:
+        from pystemd.dbuslib import apply_signature
+
+        compiled = apply_signature(signature, list(args)) if signature else []
+        with _dbus_errors(unit):
+            return self._bus.call_method(DEST, MANAGER_PATH, MANAGER_IFACE, method, compiled).body
+
+    def _get_all(self, unit: str, iface: bytes = b"") -> dict[str, Any]:
+        from pystemd.dbuslib import apply_signature, path_encode
+
+        path = path_encode(b"/org/freedesktop/systemd1/unit", unit.encode())
+        with _dbus_errors(unit):
+            body = self._bus.call_method(DEST, path, PROPS_IFACE, b"GetAll", apply_signature(b"s", [iface])).body
+        return {(k.decode() if isinstance(k, bytes) else k): v for k, v in body.items()}
+
+    def version(self) -> str:
+        from pystemd.dbuslib import apply_signature
+
+        with _dbus_errors():
+            body = self._bus.call_method(DEST, MANAGER_PATH, PROPS_IFACE, b"Get",
+                                         apply_signature(b"ss", [MANAGER_IFACE, b"Version"])).body
+        return _text(body)
+
+    # -- jobs ------------------------------------------------------------------------------
+    def _queue(self, method: bytes, unit: str, mode: bytes = b"replace") -> bytes:
+        return self._call(method, b"ss", unit.encode(), mode, unit=unit)
+
+    def run_jobs(self, method: str, units: list[str], timeout: float = JOB_TIMEOUT_S) -> dict[str, str]:
+        """Queue ``method`` (StartUnit/StopUnit/RestartUnit) for all units at once, then wait.
+
+        Returns unit -> job result (done, failed, timeout, canceled, dependency, skipped, or
+        'timeout' when we stopped waiting). Queuing everything first lets systemd run the jobs in
+        parallel instead of one after another.
+        """
+        pending = {self._queue(method.encode(), u): u for u in units}
+        return self._wait(pending, timeout)
+
+    def _wait(self, pending: dict[bytes, str], timeout: float) -> dict[str, str]:
+        results: dict[str, str] = {}
+        deadline = time.monotonic() + timeout
+        while True:
+            for path in [p for p in pending if p in self._jobs]:
+                results[pending.pop(path)] = self._jobs.pop(path)[1]
+            if not pending:
+                return results
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            with _dbus_errors():
+                while not self._bus.process().is_empty():
+                    pass
+                if not any(p in self._jobs for p in pending):
+                    self._bus.wait(int(min(left, 0.5) * 1e6))
+        for unit in pending.values():
+            results[unit] = "timeout"
+        return results
+
+    def stop_target(self, timeout: float = JOB_TIMEOUT_S) -> str:
+        return self.run_jobs("StopUnit", [TARGET], timeout)[TARGET]
+
+    def reset_failed(self, unit: str) -> None:
+        self._call(b"ResetFailedUnit", b"s", unit.encode(), unit=unit)
+
+    # -- unit files ------------------------------------------------------------------------
+    def enable(self, units: list[str]) -> list[tuple[str, str, str]]:
+        """Enable instances (symlinks into the [Install] targets) and reload. Instance names only:
+        passing the template itself would act on every instance."""
+        assert all(instance_of(u) for u in units), "only instance units may be enabled"
+        _carries, changes = self._call(b"EnableUnitFiles", b"asbb", [u.encode() for u in units], False, False)
+        self._call(b"Reload")
+        return [(_text(a), _text(b), _text(c)) for a, b, c in changes]
+
+    def disable(self, units: list[str]) -> list[tuple[str, str, str]]:
+        assert all(instance_of(u) for u in units), "never disable the template: it unlinks every instance"
+        changes = self._call(b"DisableUnitFiles", b"asb", [u.encode() for u in units], False)
+        self._call(b"Reload")
+        return [(_text(a), _text(b), _text(c)) for a, b, c in changes]
+
+    def template_loaded(self) -> bool:
+        rows = self._call(b"ListUnitFilesByPatterns", b"asas", [], [f"{PREFIX}{SUFFIX}".encode()])
+        return bool(rows)
+
+    # -- reading ---------------------------------------------------------------------------
+    def loaded_instances(self) -> list[str]:
+        """Instance names of every gridbot@ unit systemd currently has loaded (any state)."""
+        rows = self._call(b"ListUnitsByPatterns", b"asas", [], [f"{PREFIX}*{SUFFIX}".encode()])
+        names = [instance_of(_text(r[0])) for r in rows]
+        return sorted(n for n in names if n)
+
+    def rows(self, names: list[str], enabled: set[str]) -> list[UnitRow]:
+        """State, PID, restarts, accounting and status text for each name, in one connection.
+
+        ListUnitsByNames loads never-started instances on demand (state inactive/dead), so a
+        config that was never started still gets a row.
+        """
+        if not names:
+            return []
+        units = [f"{PREFIX}{n}{SUFFIX}" for n in names]
+        listed = self._call(b"ListUnitsByNames", b"as", [u.encode() for u in units])
+        out = []
+        for row in listed:
+            unit = _text(row[0])
+            name = instance_of(unit) or unit
+            load, active, sub = _text(row[2]), _text(row[3]), _text(row[4])
+            if load != "loaded":
+                out.append(UnitRow(name, unit, load, active, sub, enabled=name in enabled))
+                continue
+            svc = self._get_all(unit, SERVICE_IFACE)
+            out.append(self._row(name, unit, load, active, sub, svc, name in enabled))
+        return out
+
+    def status(self, name: str, enabled: set[str]) -> UnitRow:
+        """Everything ``gridbot status`` shows, from one GetAll over all interfaces."""
+        unit = f"{PREFIX}{name}{SUFFIX}"
+        props = self._get_all(unit)
+        row = self._row(name, unit, _text(props.get("LoadState")), _text(props.get("ActiveState")),
+                        _text(props.get("SubState")), props, name in enabled)
+        return row
+
+    @staticmethod
+    def _row(name: str, unit: str, load: str, active: str, sub: str, p: dict[str, Any], enabled: bool) -> UnitRow:
+        since = int(p.get("ExecMainStartTimestamp") or 0) if active in ("active", "reloading", "deactivating") else 0
+        return UnitRow(
+            name=name, unit=unit, load_state=load, active_state=active, sub_state=sub,
+            main_pid=int(p.get("MainPID") or 0),
+            since_us=since or int(p.get("StateChangeTimestamp") or 0),
+            n_restarts=int(p.get("NRestarts") or 0),
+            result=_text(p.get("Result")),
+            exit_status=int(p.get("ExecMainStatus") or 0),
+            exit_code=str(p.get("ExecMainCode") or ""),
+            cpu_ns=_figure(p.get("CPUUsageNSec")),
+            memory_bytes=_figure(p.get("MemoryCurrent")),
+            tasks=_figure(p.get("TasksCurrent")),
+            status_text=_text(p.get("StatusText")),
+            enabled=enabled,
+            fragment_path=_text(p.get("FragmentPath")),
+            extra={"InvocationID": bytes(p.get("InvocationID") or []).hex(),
+                   "StateChangeTimestamp": int(p.get("StateChangeTimestamp") or 0)},
+        )
+
+
+def unit_dirs(user: bool = False) -> list[Path]:
+    """Directories whose ``*.wants`` hold enablement symlinks (persistent, then runtime)."""
+    if user:
+        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "systemd" / "user"
+        run = Path(os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}") / "systemd" / "user"
+        return [base, run]
+    return [Path("/etc/systemd/system"), Path("/run/systemd/system")]
+
+
+def enabled_instances(user: bool = False) -> set[str]:
+    """Enabled instances, from the wants directories.
+
+    systemd cannot list enabled template instances (ListUnitFiles shows only the template) and
+    GetUnitFileState per instance costs ~3 ms each; the symlinks are the source of truth anyway.
+    """
+    found: set[str] = set()
+    for base in unit_dirs(user):
+        try:
+            wants = [d for d in base.iterdir() if d.name.endswith((".wants", ".requires"))]
+        except OSError:
+            continue
+        for d in wants:
+            try:
+                for link in d.iterdir():
+                    name = instance_of(link.name)
+                    if name:
+                        found.add(name)
+            except OSError:
+                continue
+    return found
+
