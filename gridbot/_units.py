@@ -16,7 +16,7 @@ TARGET = "gridbot.target"
 PREFIX = "gridbot@"
 SUFFIX = ".service"
 MAX_NAME = 64
-_NAME = re.compile(r"[A-Za-z0-9_-](?:[A-Za-z0-9_.-]*[A-Za-z0-9_-])?")
+_NAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_-])?")
 
 
 def check_name(name: str) -> str:
@@ -28,7 +28,7 @@ def check_name(name: str) -> str:
         raise UsageError(f"instance name is longer than {MAX_NAME} characters: '{shown[:40]}…'")
     if ".." in name or not _NAME.fullmatch(name):
         raise UsageError(
-            f"invalid instance name '{shown}': use letters, digits, '_' and '-' "
+            f"invalid instance name '{shown}': use letters, digits, '_' and '-' (not first) "
             f"(dots allowed inside), at most {MAX_NAME} characters"
         )
     return name

@@ -1,0 +1,31 @@
+#!/bin/sh
+# Developer/CI setup, idempotent: system packages (a real systemd for the container tests,
+# headers to build pystemd), the venv with gridbot + test tools, and the offline wheel set
+# that the throw-away container installs from.
+set -eu
+cd "$(dirname "$0")/.."
+PY=/usr/bin/python3
+APT="systemd systemd-container libsystemd-dev pkg-config gcc python3-venv python3-dev dbus polkitd util-linux procps iproute2"
+
+missing=""
+for p in $APT; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+    [ "$(id -u)" -eq 0 ] || { echo "setup: need root to apt-get install:$missing" >&2; exit 1; }
+    echo "setup: apt-get install$missing"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+fi
+
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+PIP=".venv/bin/pip --disable-pip-version-check -q"
+stamp=.venv/.deps-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+    mkdir -p .cache/wheels
+    # one wheel set for the venv here and for the container (pystemd builds from source: once)
+    $PIP wheel -w .cache/wheels setuptools wheel pip pystemd==0.15.3 typer==0.29.2 pydantic==2.14.4 \
+        httpx==0.28.1 cryptography==50.0.2 pytest==9.2.0 hypothesis==6.170.17
+    $PIP install --no-index --find-links .cache/wheels setuptools wheel
+    $PIP install --no-index --find-links .cache/wheels --no-build-isolation -e '.[test]'
+    touch "$stamp"
+fi
+echo "setup: ok ($(.venv/bin/gridbot --version))"
