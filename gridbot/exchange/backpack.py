@@ -1,0 +1,458 @@
+"""Backpack Exchange adapter: the ``base.Exchange`` Protocol over Backpack's REST API.
+
+Transport is httpx (async); signing is ``_sign`` (ED25519). Events are REST-polled:
+``wait_event`` sleeps ``backpack.poll_interval_s`` (no WebSocket yet), after which the runner
+asks ``fills_since`` and ``last_price``.
+
+Reliability rules, all enforced here:
+
+* Every error leaves through ``_map_errors()``: httpx timeouts and transport errors, HTTP statuses
+  and Backpack ``{"code","message"}`` bodies become ``ExchangeError`` or, for refused orders,
+  ``OrderRejected``, with a one-line message naming the operation.
+* Rate limits (2000 requests/min per *subaccount*, shared by every instance on it): a per-process
+  throttle (``min_interval_s`` between requests), and on HTTP 429 a process-wide cool-down of
+  ``Retry-After`` seconds, or exponential backoff with jitter when the header is absent.
+  Retries are bounded (``max_retries``).
+* Placing is never repeated blindly. After a timeout, a dropped connection or a 5xx the outcome is
+  unknown, so the adapter first waits until the original request's signature window has expired
+  (Backpack then refuses a late copy of it), looks the order up by ``clientId`` (open orders, then
+  order history) and re-sends only if the venue has never seen it.
+* Keys, signatures and headers are never logged or put in messages.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import json
+import logging
+import random
+import time
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any, Awaitable, Callable, Iterator, Optional
+
+import httpx
+
+from ..errors import CredentialsError, ExchangeError, OrderRejected
+from ..models import GridConfig
+from . import _sign
+from .base import Balance, Fill, Market, Order, OrderStatus, Side
+
+log = logging.getLogger("gridbot.backpack")
+
+U32_MAX = 2**32 - 1
+HISTORY_LOOKUP_LIMIT = 200  # recent orders searched for a clientId that is no longer open
+FILLS_PAGE = 1000
+FILLS_MAX_PAGES = 50
+
+_SIDE_OUT = {Side.buy: "Bid", Side.sell: "Ask"}
+_SIDE_IN = {"Bid": Side.buy, "Ask": Side.sell}
+_STATUS_IN = {
+    "New": OrderStatus.open,
+    "PartiallyFilled": OrderStatus.open,
+    "TriggerPending": OrderStatus.open,
+    "Triggered": OrderStatus.open,
+    "Filled": OrderStatus.filled,
+    "Cancelled": OrderStatus.cancelled,
+    "Expired": OrderStatus.cancelled,
+    "TriggerFailed": OrderStatus.rejected,
+}
+_AUTH_CODES = {"INVALID_SIGNATURE", "UNAUTHORIZED", "FORBIDDEN"}
+_UNAVAILABLE_CODES = {"TRADING_PAUSED", "MAINTENANCE", "SERVER_ERROR", "TIMEOUT"}
+
+
+class _HTTPFailure(Exception):
+    """A final non-2xx answer, before mapping. Internal to this module."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status, self.code, self.message = status, code, message
+
+
+class _NotFound(ExchangeError):
+    """Backpack answered RESOURCE_NOT_FOUND / 404 (an ExchangeError for callers outside)."""
+
+
+@contextlib.contextmanager
+def _map_errors(what: str, *, order: bool = False) -> Iterator[None]:
+    """The one seam where foreign failures become gridbot errors.
+
+    ``order=True`` marks requests that submit an order: a 4xx refusal there is ``OrderRejected``.
+    """
+    try:
+        yield
+    except _HTTPFailure as exc:
+        text = f"{what}: Backpack answered {exc.status} {exc.code}: {exc.message}"
+        if exc.status == 404 or exc.code == "RESOURCE_NOT_FOUND":
+            raise _NotFound(text) from None
+        if exc.code in _AUTH_CODES or exc.status in (401, 403):
+            raise ExchangeError(text + " (check the API key credential and the host clock)") from None
+        if exc.status == 429 or exc.code == "TOO_MANY_REQUESTS":
+            raise ExchangeError(text + " (rate limit; retries exhausted)") from None
+        if exc.code in _UNAVAILABLE_CODES or exc.status >= 500:
+            raise ExchangeError(text) from None
+        if order and 400 <= exc.status < 500:
+            raise OrderRejected(text) from None
+        raise ExchangeError(text) from None
+    except httpx.TimeoutException as exc:
+        raise ExchangeError(f"{what}: Backpack did not answer in time ({type(exc).__name__})") from exc
+    except httpx.HTTPError as exc:
+        raise ExchangeError(f"{what}: cannot talk to Backpack ({type(exc).__name__}: {exc})") from exc
+    except (ValueError, KeyError, TypeError, InvalidOperation) as exc:
+        raise ExchangeError(f"{what}: unexpected answer from Backpack ({type(exc).__name__}: {exc})") from exc
+
+
+def _failure_from(resp: httpx.Response) -> _HTTPFailure:
+    code, message = "HTTP_ERROR", resp.reason_phrase or "error"
+    try:
+        body = resp.json()
+    except ValueError:
+        text = resp.text.strip()
+        if text:
+            message = text[:200]
+    else:
+        if isinstance(body, dict):
+            code = str(body.get("code") or code)[:64]
+            message = str(body.get("message") or message)[:200]
+        else:
+            message = str(body)[:200]
+    return _HTTPFailure(resp.status_code, code, " ".join(message.split()))
+
+
+def _retry_after_s(resp: httpx.Response, now: float) -> Optional[float]:
+    value = resp.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def _dec(value: Any, default: str = "0") -> Decimal:
+    if value is None or value == "":
+        return Decimal(default)
+    return Decimal(str(value))
+
+
+def _iso_ms(value: Any) -> int:
+    if isinstance(value, (int, float)):
+        return int(value)
+    dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return int(dt.timestamp() * 1000)
+
+
+def parse_order(d: dict[str, Any]) -> Order:
+    """Backpack order object -> Order."""
+    status = _STATUS_IN.get(d.get("status", ""))
+    if status is None:
+        raise ValueError(f"unknown order status {d.get('status')!r}")
+    filled = _dec(d.get("executedQuantity"))
+    price = _dec(d.get("price"))
+    if not price and filled:  # market orders carry no price: report the average
+        price = _dec(d.get("executedQuoteQuantity")) / filled
+    cid = d.get("clientId")
+    return Order(
+        client_id=int(cid) if cid not in (None, "") else 0,
+        symbol=str(d["symbol"]),
+        side=_SIDE_IN[d["side"]],
+        price=price,
+        qty=_dec(d.get("quantity"), default=str(filled)),
+        filled_qty=filled,
+        status=status,
+        exchange_id=str(d.get("id", "")),
+    )
+
+
+def parse_fill(d: dict[str, Any]) -> Fill:
+    """Backpack fill-history row -> Fill."""
+    cid = d.get("clientId")
+    return Fill(
+        trade_id=str(d["tradeId"]),
+        client_id=int(cid) if cid not in (None, "") else 0,
+        symbol=str(d["symbol"]),
+        side=_SIDE_IN[d["side"]],
+        price=_dec(d["price"]),
+        qty=_dec(d["quantity"]),
+        fee=_dec(d.get("fee")),
+        fee_asset=str(d.get("feeSymbol") or ""),
+        is_maker=bool(d.get("isMaker", True)),
+        timestamp_ms=_iso_ms(d["timestamp"]),
+    )
+
+
+def parse_market(d: dict[str, Any]) -> Market:
+    """Backpack market object -> Market (tick, step, min quantity)."""
+    filters = d["filters"]
+    return Market(
+        symbol=str(d["symbol"]),
+        base=str(d["baseSymbol"]),
+        quote=str(d["quoteSymbol"]),
+        tick_size=_dec(filters["price"]["tickSize"]),
+        step_size=_dec(filters["quantity"]["stepSize"]),
+        min_qty=_dec(filters["quantity"]["minQuantity"]),
+    )
+
+
+class BackpackExchange:
+    """Live Backpack venue. Construct, use, then ``await close()``; construction does no I/O."""
+
+    def __init__(self, cfg: GridConfig, api_key: str, api_secret: str, *,
+                 transport: Optional[httpx.AsyncBaseTransport] = None,
+                 clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 timeout_s: float = 10.0,
+                 max_retries: int = 5,
+                 min_interval_s: float = 0.05,
+                 backoff_base_s: float = 0.5,
+                 backoff_max_s: float = 30.0) -> None:
+        self._bp = cfg.backpack
+        self._symbol = cfg.symbol
+        self._private = _sign.load_private_key(api_secret)
+        if api_key.strip() != _sign.public_key_b64(self._private):
+            raise CredentialsError("Backpack API key does not belong to the API secret "
+                                   "(the key must be the base64 public key of the secret)")
+        self._api_key = api_key.strip()
+        self._clock, self._sleep, self._mono = clock, sleep, monotonic
+        self._max_retries = max_retries
+        self._min_interval = min_interval_s
+        self._backoff_base, self._backoff_max = backoff_base_s, backoff_max_s
+        self._next_slot = 0.0
+        self._cooldown_until = 0.0
+        self._slot_lock = asyncio.Lock()
+        self._markets: dict[str, Market] = {}
+        self._client = httpx.AsyncClient(base_url=self._bp.base_url.rstrip("/"), transport=transport,
+                                         timeout=httpx.Timeout(timeout_s), follow_redirects=False,
+                                         headers={"User-Agent": "gridbot", "Accept": "application/json"})
+
+    def __repr__(self) -> str:  # never show keys
+        return f"BackpackExchange({self._bp.base_url!r}, account={self._bp.account!r})"
+
+    # --- transport -----------------------------------------------------------------------------
+
+    async def _throttle(self) -> None:
+        async with self._slot_lock:
+            now = self._mono()
+            start = max(now, self._next_slot, self._cooldown_until)
+            self._next_slot = start + self._min_interval
+        if start > now:
+            await self._sleep(start - now)
+
+    def _backoff(self, attempt: int) -> float:
+        cap = min(self._backoff_max, self._backoff_base * (2 ** attempt))
+        return cap * (0.5 + random.random() / 2)
+
+    async def _send(self, method: str, path: str, params: Optional[dict[str, Any]],
+                    signed: bool, ts: int) -> httpx.Response:
+        """One HTTP exchange, signed at ``ts`` (ms)."""
+        headers: dict[str, str] = {}
+        query = content = None
+        if method in ("GET",) and params:
+            query = {k: _sign.format_value(v) for k, v in params.items() if v is not None}
+        elif params is not None and method != "GET":
+            content = json.dumps(params, separators=(",", ":"))
+            headers["Content-Type"] = "application/json; charset=utf-8"
+        if signed:
+            instruction = _sign.instruction_for(method, path)
+            if instruction is None:
+                raise ValueError(f"no signing instruction for {method} {path}")
+            headers.update(_sign.signed_headers(self._api_key, self._private, instruction,
+                                                params, ts, self._bp.window_ms))
+        return await self._client.request(method, path, params=query, content=content, headers=headers)
+
+    async def _call(self, method: str, path: str, params: Optional[dict[str, Any]] = None, *,
+                    signed: bool = True,
+                    lookup: Optional[Callable[[], Awaitable[Any]]] = None) -> Any:
+        """Send with bounded retries; return the decoded JSON body (None when empty).
+
+        429 waits and re-sends (the request was not processed). Timeouts, transport errors and
+        5xx are outcome-unknown: without ``lookup`` (idempotent requests) the request is re-sent;
+        with ``lookup`` the adapter waits out the signature window, calls it, and returns its
+        result instead of re-sending when it is not None.
+        """
+        attempt = 0
+        while True:
+            await self._throttle()  # before signing: a long cool-down must not age the signature
+            ts = int(self._clock() * 1000)
+            try:
+                resp = await self._send(method, path, params, signed, ts)
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                if attempt >= self._max_retries:
+                    raise
+                log.warning("%s %s: %s (attempt %d); retrying", method, path, type(exc).__name__, attempt + 1)
+                delay = self._backoff(attempt)
+            else:
+                if resp.status_code < 400:
+                    if not resp.content.strip():
+                        return None
+                    return resp.json()
+                failure = _failure_from(resp)
+                if attempt >= self._max_retries or not (resp.status_code == 429 or resp.status_code >= 500):
+                    raise failure
+                if resp.status_code == 429:
+                    after = _retry_after_s(resp, self._clock())
+                    delay = after if after is not None else self._backoff(attempt)
+                    delay += random.random() * min(1.0, delay / 10)  # de-synchronise instances
+                    self._cooldown_until = max(self._cooldown_until, self._mono() + delay)
+                    log.warning("%s %s: rate limited (429); cooling down %.2fs", method, path, delay)
+                    attempt += 1
+                    continue  # _throttle sleeps out the cool-down
+                log.warning("%s %s: HTTP %d %s (attempt %d); retrying", method, path, resp.status_code,
+                            failure.code, attempt + 1)
+                delay = self._backoff(attempt)
+            attempt += 1
+            if lookup is not None:
+                # A late copy of the original request is refused once its window has passed.
+                wait_ms = ts + self._bp.window_ms - int(self._clock() * 1000)
+                await self._sleep(max(delay, wait_ms / 1000))
+                found = await lookup()
+                if found is not None:
+                    log.warning("%s %s: request had been accepted before the failure; not re-sending",
+                                method, path)
+                    return found
+            else:
+                await self._sleep(delay)
+
+    # --- lookups -------------------------------------------------------------------------------
+
+    async def _find_order(self, symbol: str, client_id: int) -> Optional[dict[str, Any]]:
+        """The raw order with this clientId: open first, then recent history; None if never seen."""
+        try:
+            with _map_errors(f"look up order {client_id}"):
+                data = await self._call("GET", "/api/v1/order", {"symbol": symbol, "clientId": client_id})
+        except _NotFound:
+            data = None
+        if isinstance(data, dict) and data:
+            return data
+        with _map_errors(f"look up order {client_id} in history"):
+            rows = await self._call("GET", "/wapi/v1/history/orders",
+                                    {"symbol": symbol, "limit": HISTORY_LOOKUP_LIMIT})
+        for row in rows or []:
+            if str(row.get("clientId")) == str(client_id) and row.get("symbol", symbol) == symbol:
+                return row
+        return None
+
+    # --- Exchange Protocol ---------------------------------------------------------------------
+
+    async def market(self, symbol: str) -> Market:
+        if symbol not in self._markets:
+            with _map_errors("load markets"):
+                rows = await self._call("GET", "/api/v1/markets", signed=False)
+                for row in rows:
+                    try:
+                        m = parse_market(row)
+                    except (KeyError, TypeError, ValueError, ArithmeticError):
+                        if row.get("symbol") == symbol:
+                            raise
+                        continue  # some other market we do not trade
+                    self._markets[m.symbol] = m
+            if symbol not in self._markets:
+                raise ExchangeError(f"market {symbol} is not listed on Backpack ({self._bp.base_url})")
+        return self._markets[symbol]
+
+    async def last_price(self, symbol: str) -> Decimal:
+        with _map_errors(f"ticker {symbol}"):
+            data = await self._call("GET", "/api/v1/ticker", {"symbol": symbol}, signed=False)
+            return _dec(data["lastPrice"])
+
+    async def _check(self, symbol: str, price: Optional[Decimal], qty: Decimal, client_id: int) -> None:
+        m = await self.market(symbol)
+        if not 0 <= client_id <= U32_MAX:
+            raise OrderRejected(f"clientId {client_id} is not a u32")
+        if qty < m.min_qty or qty % m.step_size:
+            raise OrderRejected(f"{symbol}: quantity {qty} must be a multiple of {m.step_size} and at least {m.min_qty}")
+        if price is not None and (price <= 0 or price % m.tick_size):
+            raise OrderRejected(f"{symbol}: price {price} must be a positive multiple of {m.tick_size}")
+
+    async def _place(self, what: str, symbol: str, body: dict[str, Any], client_id: int) -> Order:
+        with _map_errors(what, order=True):
+            data = await self._call("POST", "/api/v1/order", body,
+                                    lookup=lambda: self._find_order(symbol, client_id))
+            order = parse_order(data)
+        if order.status is OrderStatus.rejected:
+            raise OrderRejected(f"{what}: Backpack reported status {data.get('status')}")
+        return order
+
+    async def place_limit(self, symbol: str, side: Side, price: Decimal, qty: Decimal,
+                          client_id: int, post_only: bool = True) -> Order:
+        await self._check(symbol, price, qty, client_id)
+        body = {"symbol": symbol, "side": _SIDE_OUT[side], "orderType": "Limit",
+                "price": _sign.format_decimal(price), "quantity": _sign.format_decimal(qty),
+                "timeInForce": "GTC", "postOnly": bool(post_only and self._bp.post_only),
+                "clientId": client_id}
+        return await self._place(f"place {side.value} {qty} {symbol} @ {price} (clientId {client_id})",
+                                 symbol, body, client_id)
+
+    async def place_market(self, symbol: str, side: Side, qty: Decimal, client_id: int) -> Order:
+        await self._check(symbol, None, qty, client_id)
+        body = {"symbol": symbol, "side": _SIDE_OUT[side], "orderType": "Market",
+                "quantity": _sign.format_decimal(qty), "clientId": client_id}
+        return await self._place(f"market {side.value} {qty} {symbol} (clientId {client_id})",
+                                 symbol, body, client_id)
+
+    async def cancel(self, symbol: str, client_id: int) -> None:
+        what = f"cancel order {client_id} on {symbol}"
+        try:
+            with _map_errors(what, order=True):
+                await self._call("DELETE", "/api/v1/order", {"symbol": symbol, "clientId": client_id})
+            return
+        except _NotFound:
+            pass
+        # Not open: fine if it already ended (a retried cancel, or it filled meanwhile).
+        row = await self._find_order(symbol, client_id)
+        if row is None:
+            raise OrderRejected(f"{what}: Backpack knows no order with this clientId")
+        with _map_errors(what):
+            if parse_order(row).status is OrderStatus.open:
+                raise ExchangeError(f"{what}: order is still open but cancel said it was not found")
+
+    async def get_order(self, symbol: str, client_id: int) -> Optional[Order]:
+        row = await self._find_order(symbol, client_id)
+        if row is None:
+            return None
+        with _map_errors(f"order {client_id}"):
+            return parse_order(row)
+
+    async def open_orders(self, symbol: str) -> list[Order]:
+        with _map_errors(f"open orders {symbol}"):
+            rows = await self._call("GET", "/api/v1/orders", {"symbol": symbol})
+            return [parse_order(r) for r in rows or []]
+
+    async def fills_since(self, symbol: str, since_ms: int) -> list[Fill]:
+        fills: dict[str, Fill] = {}
+        with _map_errors(f"fills {symbol}"):
+            for page in range(FILLS_MAX_PAGES):
+                rows = await self._call("GET", "/wapi/v1/history/fills",
+                                        {"symbol": symbol, "from": int(since_ms), "limit": FILLS_PAGE,
+                                         "offset": page * FILLS_PAGE})
+                for row in rows or []:
+                    f = parse_fill(row)
+                    if f.timestamp_ms >= since_ms and f.symbol == symbol:
+                        fills[f.trade_id] = f
+                if len(rows or []) < FILLS_PAGE:
+                    break
+            else:
+                log.warning("fills %s: stopped after %d pages; the rest comes next poll", symbol, FILLS_MAX_PAGES)
+        return sorted(fills.values(), key=lambda f: (f.timestamp_ms, f.trade_id))
+
+    async def balances(self) -> dict[str, Balance]:
+        with _map_errors("balances"):
+            data = await self._call("GET", "/api/v1/capital")
+            return {asset: Balance(asset, _dec(v.get("available")), _dec(v.get("locked")))
+                    for asset, v in (data or {}).items()}
+
+    async def wait_event(self, timeout: float) -> None:
+        """REST polling: sleep ``poll_interval_s`` (or ``timeout`` if shorter)."""
+        await self._sleep(max(0.0, min(timeout, self._bp.poll_interval_s)))
+
+    async def close(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,572 @@
+"""The real Backpack adapter against the fake Backpack server (tests/fake_backpack.py) on 127.0.0.1."""
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gridbot.errors import CredentialsError, ExchangeError, OrderRejected
+from gridbot.exchange import _sign, backpack
+from gridbot.exchange.backpack import BackpackExchange, parse_order
+from gridbot.exchange.base import Market, OrderStatus, Side
+from gridbot.models import GridConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fake_backpack import FakeBackpack, expected_string  # noqa: E402
+
+SECRET = base64.b64encode(bytes(range(32))).decode()
+PUB = _sign.public_key_b64(_sign.load_private_key(SECRET))
+OTHER_SECRET = base64.b64encode(bytes(range(100, 132))).decode()
+OTHER_PUB = _sign.public_key_b64(_sign.load_private_key(OTHER_SECRET))
+SYM = "SOL_USDC"
+D = Decimal
+
+
+class FakeTime:
+    """Monotonic clock + sleep that advance instantly and record every wait."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, s: float) -> None:
+        self.sleeps.append(s)
+        self.now += s
+
+
+def cfg(base_url: str, **bp: Any) -> GridConfig:
+    return GridConfig(exchange="backpack", symbol=SYM, lower_price=D(100), upper_price=D(200), levels=10,
+                      qty_per_level=D("0.1"), backpack={"base_url": base_url, **bp})
+
+
+@pytest.fixture
+def fake():
+    with FakeBackpack(PUB, balances={"SOL": D(10), "USDC": D(10000)}, price=D(150),
+                      extra_markets=(Market("BTC_USDC", "BTC", "USDC", D("0.1"), D("0.0001"), D("0.0001")),)) as f:
+        yield f
+
+
+def run(fake: FakeBackpack, body, *, key: str = PUB, secret: str = SECRET, t: FakeTime | None = None,
+        bp: dict | None = None, **kw: Any):
+    t = t or FakeTime()
+    kw.setdefault("timeout_s", 0.3)
+    kw.setdefault("min_interval_s", 0)
+
+    async def main():
+        ex = BackpackExchange(cfg(fake.base_url, **(bp or {})), key, secret, sleep=t.sleep,
+                              monotonic=t.monotonic, **kw)
+        try:
+            return await body(ex)
+        finally:
+            await ex.close()
+    return asyncio.run(main())
+
+
+def posts(fake: FakeBackpack, path: str = "/api/v1/order", method: str = "POST") -> list[dict]:
+    return [e for e in fake.log if e["method"] == method and e["path"] == path]
+
+
+# --- happy paths ---------------------------------------------------------------------------------
+
+def test_market_rules_and_ticker(fake):
+    async def body(ex):
+        return await ex.market(SYM), await ex.market("BTC_USDC"), await ex.last_price(SYM)
+    sol, btc, price = run(fake, body)
+    assert sol == Market(SYM, "SOL", "USDC", D("0.01"), D("0.01"), D("0.01"))
+    assert btc.tick_size == D("0.1") and btc.min_qty == D("0.0001")
+    assert price == D(150)
+    assert len([e for e in fake.log if e["path"] == "/api/v1/markets"]) == 1  # cached
+
+
+def test_unknown_market_is_a_clear_error(fake):
+    async def body(ex):
+        await ex.market("DOGE_USDC")
+    with pytest.raises(ExchangeError, match="DOGE_USDC is not listed"):
+        run(fake, body)
+
+
+def test_place_open_cancel_balances(fake):
+    async def body(ex):
+        o = await ex.place_limit(SYM, Side.buy, D("149.50"), D("2"), 17)
+        opened = await ex.open_orders(SYM)
+        bal = await ex.balances()
+        await ex.cancel(SYM, 17)
+        return o, opened, bal, await ex.open_orders(SYM), await ex.get_order(SYM, 17), await ex.balances()
+    o, opened, bal, after, got, bal2 = run(fake, body)
+    assert (o.client_id, o.side, o.price, o.qty, o.status) == (17, Side.buy, D("149.5"), D(2), OrderStatus.open)
+    assert o.exchange_id
+    assert [x.client_id for x in opened] == [17]
+    assert bal["USDC"].locked == D("299") and bal["USDC"].available == D("9701")
+    assert after == []
+    assert got is not None and got.status is OrderStatus.cancelled
+    assert bal2["USDC"].available == D(10000) and bal2["USDC"].locked == 0
+    sent = posts(fake)[0]["params"]
+    assert sent == {"symbol": SYM, "side": "Bid", "orderType": "Limit", "price": "149.5", "quantity": "2",
+                    "timeInForce": "GTC", "postOnly": True, "clientId": 17}
+
+
+def test_post_only_follows_config(fake):
+    async def body(ex):
+        await ex.place_limit(SYM, Side.sell, D("151"), D("1"), 3, post_only=True)
+    run(fake, body, bp={"post_only": False})
+    assert posts(fake)[0]["params"]["postOnly"] is False
+
+
+def test_fill_flows_into_fills_since_and_get_order(fake):
+    async def body(ex):
+        start = int(time.time() * 1000) - 1
+        await ex.place_limit(SYM, Side.sell, D("151"), D("1.5"), 42)
+        await ex.place_limit(SYM, Side.buy, D("140"), D("1"), 43)
+        fake.set_price(D("151.2"))
+        return await ex.fills_since(SYM, start), await ex.get_order(SYM, 42), await ex.open_orders(SYM), \
+            await ex.fills_since(SYM, int(time.time() * 1000) + 60_000)
+    fills, order, opened, later = run(fake, body)
+    assert len(fills) == 1
+    f = fills[0]
+    assert (f.client_id, f.side, f.price, f.qty, f.symbol) == (42, Side.sell, D(151), D("1.5"), SYM)
+    assert f.fee > 0 and f.fee_asset and f.trade_id and f.timestamp_ms > 0
+    assert order is not None and order.status is OrderStatus.filled and order.filled_qty == D("1.5")
+    assert [o.client_id for o in opened] == [43]
+    assert later == []
+
+
+def test_fills_are_paged(fake, monkeypatch):
+    monkeypatch.setattr(backpack, "FILLS_PAGE", 2)
+
+    async def body(ex):
+        for i in range(5):
+            await ex.place_limit(SYM, Side.sell, D("151") + i, D("0.1"), 100 + i)
+        fake.set_price(D("160"))
+        return await ex.fills_since(SYM, 0)
+    fills = run(fake, body)
+    assert sorted(f.client_id for f in fills) == [100, 101, 102, 103, 104]
+    assert len({f.trade_id for f in fills}) == 5
+    assert len([e for e in fake.log if e["path"] == "/wapi/v1/history/fills"]) == 3
+
+
+def test_market_order(fake):
+    async def body(ex):
+        return await ex.place_market(SYM, Side.sell, D("1"), 7), await ex.balances()
+    o, bal = run(fake, body)
+    assert o.status is OrderStatus.filled and o.filled_qty == D(1) and o.price == D(150)
+    assert posts(fake)[0]["params"]["orderType"] == "Market"
+    assert bal["SOL"].total == D(9)
+
+
+def test_unknown_order_lookups(fake):
+    async def body(ex):
+        got = await ex.get_order(SYM, 999)
+        with pytest.raises(OrderRejected, match="no order with this clientId"):
+            await ex.cancel(SYM, 999)
+        return got
+    assert run(fake, body) is None
+
+
+def test_wait_event_polls(fake):
+    t = FakeTime()
+
+    async def body(ex):
+        await ex.wait_event(60)
+        await ex.wait_event(0.5)
+    run(fake, body, t=t, bp={"poll_interval_s": 3})
+    assert t.sleeps == [3, 0.5]
+
+
+def test_throttle_spaces_requests(fake):
+    t = FakeTime()
+
+    async def body(ex):
+        for _ in range(3):
+            await ex.last_price(SYM)
+    run(fake, body, t=t, min_interval_s=0.25)
+    assert t.sleeps == [pytest.approx(0.25), pytest.approx(0.25)]
+
+
+# --- local validation ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("price,qty,match", [
+    (D("150.005"), D("1"), "multiple of 0.01"),
+    (D("150"), D("0.005"), "at least 0.01"),
+    (D("150"), D("1.005"), "multiple of 0.01"),
+])
+def test_off_grid_orders_refused_before_sending(fake, price, qty, match):
+    async def body(ex):
+        await ex.place_limit(SYM, Side.buy, price, qty, 1)
+    with pytest.raises(OrderRejected, match=match):
+        run(fake, body)
+    assert posts(fake) == []
+
+
+def test_client_id_must_be_u32(fake):
+    async def body(ex):
+        await ex.place_limit(SYM, Side.buy, D(140), D(1), 2**32)
+    with pytest.raises(OrderRejected, match="u32"):
+        run(fake, body)
+
+
+# --- venue refusals and error bodies -------------------------------------------------------------
+
+def test_post_only_cross_is_order_rejected(fake):
+    async def body(ex):
+        await ex.place_limit(SYM, Side.buy, D(155), D(1), 5)
+    with pytest.raises(OrderRejected, match=r"place buy 1 SOL_USDC @ 155 \(clientId 5\): Backpack answered 400"):
+        run(fake, body)
+    assert len(posts(fake)) == 1  # a refusal is final: not retried
+
+
+def test_insufficient_funds_is_order_rejected(fake):
+    async def body(ex):
+        await ex.place_limit(SYM, Side.buy, D(140), D(1000), 6)
+    with pytest.raises(OrderRejected, match="INSUFFICIENT_FUNDS"):
+        run(fake, body)
+
+
+def test_error_body_on_order_maps_to_order_rejected_with_message(fake):
+    fake.add_fault("error", path="/api/v1/order", method="POST",
+                   body={"code": "INVALID_PRICE", "message": "Price too far from last active price"})
+
+    async def body(ex):
+        await ex.place_limit(SYM, Side.buy, D(140), D(1), 8)
+    with pytest.raises(OrderRejected) as info:
+        run(fake, body)
+    assert "INVALID_PRICE: Price too far from last active price" in str(info.value)
+    assert "clientId 8" in str(info.value)
+
+
+def test_error_body_on_read_is_exchange_error_not_order_rejected(fake):
+    fake.add_fault("error", path="/api/v1/capital", method="GET",
+                   body={"code": "MAINTENANCE", "message": "Exchange under maintenance"})
+
+    async def body(ex):
+        await ex.balances()
+    with pytest.raises(ExchangeError) as info:
+        run(fake, body)
+    assert not isinstance(info.value, OrderRejected)
+    assert str(info.value) == "balances: Backpack answered 400 MAINTENANCE: Exchange under maintenance"
+
+
+def test_non_json_5xx_exhausting_retries(fake):
+    fake.add_fault("5xx", count=10, path="/api/v1/ticker", method="GET")
+    t = FakeTime()
+
+    async def body(ex):
+        await ex.last_price(SYM)
+    with pytest.raises(ExchangeError, match=r"ticker SOL_USDC: Backpack answered 503 HTTP_ERROR: <html>503"):
+        run(fake, body, t=t, max_retries=3)
+    assert len([e for e in fake.log if e["path"] == "/api/v1/ticker"]) == 0  # faults fire before handling
+    assert len(t.sleeps) == 3
+
+
+def test_connection_refused_is_exchange_error():
+    with FakeBackpack(PUB) as f:
+        url = f.base_url
+    t = FakeTime()
+
+    async def body():
+        ex = BackpackExchange(cfg(url), PUB, SECRET, sleep=t.sleep, monotonic=t.monotonic, max_retries=2)
+        try:
+            await ex.balances()
+        finally:
+            await ex.close()
+    with pytest.raises(ExchangeError, match="balances: cannot talk to Backpack .*ConnectError"):
+        asyncio.run(body())
+    assert len(t.sleeps) == 2
+
+
+# --- authentication ------------------------------------------------------------------------------
+
+def test_key_not_matching_secret_refused_at_construction():
+    with pytest.raises(CredentialsError, match="does not belong"):
+        BackpackExchange(cfg("http://127.0.0.1:9"), OTHER_PUB, SECRET)
+
+
+def test_unknown_api_key_is_refused(fake):
+    async def body(ex):
+        await ex.balances()
+    with pytest.raises(ExchangeError, match="UNAUTHORIZED: API key not found .*check the API key"):
+        run(fake, body, key=OTHER_PUB, secret=OTHER_SECRET)
+
+
+def test_bad_signature_rejected_by_fake_and_mapped(fake):
+    async def body(ex):
+        ex._private = _sign.load_private_key(OTHER_SECRET)  # sign with the wrong key, send the right one
+        await ex.place_limit(SYM, Side.buy, D(140), D(1), 9)
+    with pytest.raises(ExchangeError, match="INVALID_SIGNATURE"):
+        run(fake, body)
+    assert fake.placed(9) == 0 and fake.venue.open_orders() == []
+
+
+def _raw_signed(fake: FakeBackpack, signed_params: dict, sent_params: dict, ts: int | None = None,
+                window: int = 5000) -> httpx.Response:
+    ts = ts if ts is not None else int(time.time() * 1000)
+    key = _sign.load_private_key(SECRET)
+    sig = _sign.sign(key, expected_string("orderExecute", signed_params, str(ts), str(window)))
+    return httpx.post(fake.base_url + "/api/v1/order", content=json.dumps(sent_params),
+                      headers={"X-API-Key": PUB, "X-Signature": sig, "X-Timestamp": str(ts),
+                               "X-Window": str(window), "Content-Type": "application/json"})
+
+
+def test_fake_verifies_signature_over_the_body():
+    with FakeBackpack(PUB) as fake:
+        good = {"symbol": SYM, "side": "Bid", "orderType": "Limit", "price": "140", "quantity": "1",
+                "postOnly": True, "clientId": 1}
+        assert _raw_signed(fake, good, good).status_code == 200
+        tampered = dict(good, price="141", clientId=2)
+        r = _raw_signed(fake, dict(good, clientId=2), tampered)
+        assert r.status_code == 401 and r.json()["code"] == "INVALID_SIGNATURE"
+        assert fake.placed(1) == 1 and fake.placed(2) == 0
+
+
+def test_fake_enforces_time_window():
+    with FakeBackpack(PUB) as fake:
+        p = {"symbol": SYM, "side": "Bid", "orderType": "Limit", "price": "140", "quantity": "1", "clientId": 3}
+        old = _raw_signed(fake, p, p, ts=int(time.time() * 1000) - 6000)
+        assert old.status_code == 400 and old.json()["message"] == "Request has expired"
+        assert _raw_signed(fake, p, p, ts=int(time.time() * 1000) - 6000, window=10000).status_code == 200
+        assert _raw_signed(fake, p, p, window=60001).status_code == 400
+        future = _raw_signed(fake, dict(p, clientId=4), dict(p, clientId=4), ts=int(time.time() * 1000) + 20000)
+        assert future.status_code == 400 and fake.placed(4) == 0
+
+
+def test_skewed_host_clock_is_refused_not_retried(fake):
+    async def body(ex):
+        await ex.balances()
+    with pytest.raises(ExchangeError, match="Request has expired"):
+        run(fake, body, clock=lambda: time.time() - 30)
+    assert len([e for e in fake.log if e["path"] == "/api/v1/capital"]) == 1
+
+
+def test_window_from_config_is_signed(fake):
+    async def body(ex):
+        return await ex.balances()
+    assert "SOL" in run(fake, body, clock=lambda: time.time() - 30, bp={"window_ms": 60000})
+
+
+# --- rate limits and retries ---------------------------------------------------------------------
+
+def test_429_honours_retry_after_then_succeeds(fake):
+    fake.add_fault("429", count=2, path="/api/v1/order", method="POST", retry_after="2")
+    t = FakeTime()
+
+    async def body(ex):
+        return await ex.place_limit(SYM, Side.buy, D(140), D(1), 11)
+    o = run(fake, body, t=t)
+    assert o.status is OrderStatus.open
+    assert len(t.sleeps) == 2 and all(2 <= s <= 2.2 for s in t.sleeps)
+    assert fake.placed(11) == 1
+
+
+def test_429_without_header_backs_off_exponentially(fake):
+    fake.add_fault("429", count=3, path="/api/v1/capital", method="GET")
+    t = FakeTime()
+
+    async def body(ex):
+        return await ex.balances()
+    run(fake, body, t=t, backoff_base_s=1.0)
+    assert len(t.sleeps) == 3
+    for n, s in enumerate(t.sleeps):
+        assert 0.5 * 2 ** n <= s <= 1.1 * 2 ** n
+
+
+def test_429_cooldown_holds_back_other_requests(fake):
+    fake.add_fault("429", count=1, path="/api/v1/capital", method="GET", retry_after="5")
+    t = FakeTime()
+
+    async def body(ex):
+        await asyncio.gather(ex.balances(), ex.last_price(SYM))
+    run(fake, body, t=t)
+    assert sum(1 for s in t.sleeps if s >= 4.9) >= 1
+    assert t.now >= 1005
+
+
+def test_429_retries_are_bounded(fake):
+    fake.add_fault("429", count=50, path="/api/v1/orders", method="GET")
+
+    async def body(ex):
+        await ex.open_orders(SYM)
+    with pytest.raises(ExchangeError, match="TOO_MANY_REQUESTS.*retries exhausted"):
+        run(fake, body, max_retries=4)
+    assert [f["count"] for f in fake.faults] == [45]
+
+
+def test_5xx_before_processing_is_resent_once(fake):
+    fake.add_fault("5xx", path="/api/v1/order", method="POST")
+
+    async def body(ex):
+        return await ex.place_limit(SYM, Side.buy, D(140), D(1), 12)
+    o = run(fake, body)
+    assert o.client_id == 12 and fake.placed(12) == 1
+    assert len([e for e in posts(fake)]) == 1  # the faulted one never reached the handler
+    gets = [e["path"] for e in fake.log if e["method"] == "GET" and e["path"] != "/api/v1/markets"]
+    assert gets[:1] == ["/api/v1/order"]  # looked up before re-sending
+
+
+def test_5xx_after_acceptance_is_not_resent(fake):
+    fake.add_fault("5xx", path="/api/v1/order", method="POST", after=True, status=502)
+
+    async def body(ex):
+        return await ex.place_limit(SYM, Side.sell, D(160), D(1), 13)
+    o = run(fake, body)
+    assert o.client_id == 13 and o.status is OrderStatus.open
+    assert len(posts(fake)) == 1 and fake.placed(13) == 1
+    assert len(fake.venue.open_orders()) == 1
+
+
+def test_timeout_after_acceptance_does_not_double_place(fake):
+    fake.add_fault("timeout", path="/api/v1/order", method="POST", delay=1.0)
+    t = FakeTime()
+
+    async def body(ex):
+        return await ex.place_limit(SYM, Side.buy, D(141), D(1), 14)
+    o = run(fake, body, t=t, timeout_s=0.3)
+    assert o.client_id == 14 and o.price == D(141)
+    assert len(posts(fake)) == 1 and fake.placed(14) == 1
+    assert [o.client_id for o in fake.venue.open_orders()] == [14]
+    # waited until the first request's signature window (5 s) was over before looking it up
+    assert max(t.sleeps) >= 4.0
+
+
+def test_dropped_connection_after_acceptance_does_not_double_place(fake):
+    fake.add_fault("drop", path="/api/v1/order", method="POST")
+
+    async def body(ex):
+        return await ex.place_limit(SYM, Side.buy, D(141), D(1), 15)
+    assert run(fake, body).client_id == 15
+    assert len(posts(fake)) == 1
+
+
+def test_timeout_on_an_order_that_filled_at_once_finds_it_in_history(fake):
+    fake.add_fault("timeout", path="/api/v1/order", method="POST", delay=1.0)
+
+    async def body(ex):
+        return await ex.place_market(SYM, Side.buy, D(1), 16)
+    o = run(fake, body)
+    assert o.status is OrderStatus.filled and o.client_id == 16
+    assert len(posts(fake)) == 1
+    paths = [e["path"] for e in fake.log if e["method"] == "GET"]
+    assert "/wapi/v1/history/orders" in paths
+
+
+def test_timeout_before_acceptance_places_once(fake):
+    fake.add_fault("timeout", path="/api/v1/order", method="POST", delay=1.0, after=False)
+
+    async def body(ex):
+        return await ex.place_limit(SYM, Side.buy, D(141), D(1), 18)
+    assert run(fake, body).client_id == 18
+    assert fake.placed(18) == 1 and len(fake.venue.open_orders()) == 1
+
+
+def test_cancel_retried_after_timeout_is_quiet(fake):
+    async def body(ex):
+        await ex.place_limit(SYM, Side.buy, D(141), D(1), 19)
+        fake.add_fault("timeout", path="/api/v1/order", method="DELETE", delay=1.0)
+        await ex.cancel(SYM, 19)
+        return await ex.get_order(SYM, 19)
+    o = run(fake, body)
+    assert o is not None and o.status is OrderStatus.cancelled
+    assert len(posts(fake, method="DELETE")) == 2  # second saw "not found", history says cancelled
+
+
+def test_no_secrets_in_logs(fake, caplog):
+    caplog.set_level(logging.DEBUG)
+    fake.add_fault("429", path="/api/v1/order", method="POST")
+    fake.add_fault("timeout", path="/api/v1/order", method="POST", delay=1.0)
+
+    async def body(ex):
+        await ex.place_limit(SYM, Side.buy, D(141), D(1), 20)
+        ex._private = _sign.load_private_key(OTHER_SECRET)
+        with pytest.raises(ExchangeError):
+            await ex.balances()
+        assert PUB not in repr(ex) and SECRET not in repr(ex)
+    run(fake, body)
+    text = caplog.text
+    assert "rate limited" in text and "not re-sending" in text  # the logs did record the events
+    assert SECRET not in text and PUB not in text and "X-Signature" not in text
+    for e in fake.log:  # and no signature ended up in a URL
+        assert "signature" not in json.dumps(e.get("query", {})).lower()
+
+
+# --- parsing -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("status,expected", [
+    ("New", OrderStatus.open), ("PartiallyFilled", OrderStatus.open), ("Filled", OrderStatus.filled),
+    ("Cancelled", OrderStatus.cancelled), ("Expired", OrderStatus.cancelled),
+    ("TriggerFailed", OrderStatus.rejected),
+])
+def test_status_mapping(status, expected):
+    o = parse_order({"id": "1", "clientId": 5, "symbol": SYM, "side": "Ask", "price": "1.5", "quantity": "2",
+                     "executedQuantity": "0.5", "status": status})
+    assert (o.status, o.side, o.filled_qty, o.exchange_id) == (expected, Side.sell, D("0.5"), "1")
+
+
+def test_unknown_status_is_an_error():
+    with pytest.raises(ValueError):
+        parse_order({"symbol": SYM, "side": "Bid", "status": "Weird"})
+
+
+def test_retry_after_http_date():
+    r = httpx.Response(429, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:10 GMT"})
+    assert backpack._retry_after_s(r, 1445412480.0) == pytest.approx(10.0)
+    assert backpack._retry_after_s(httpx.Response(429, headers={"Retry-After": "1.5"}), 0) == 1.5
+    assert backpack._retry_after_s(httpx.Response(429), 0) is None
+
+
+# --- standalone fake (also used by the systemd-container test) -----------------------------------
+
+def _spawn(state: Path):
+    import subprocess
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve().parents[1] / "fake_backpack.py"),
+                             "--port", "0", "--api-key", PUB, "--state", str(state)],
+                            stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    assert line.startswith("fake backpack listening on "), line
+    return proc, line.split()[-1]
+
+
+def test_standalone_fake_keeps_state_across_restarts(tmp_path):
+    state = tmp_path / "fake.json"
+    state.write_text(json.dumps({"price": "150", "balances": {"SOL": "3", "USDC": "500"}}))
+    proc, url = _spawn(state)
+    t = FakeTime()
+    try:
+        async def place():
+            ex = BackpackExchange(cfg(url), PUB, SECRET, sleep=t.sleep, monotonic=t.monotonic)
+            try:
+                await ex.place_limit(SYM, Side.sell, D(160), D(1), 77)
+                return await ex.balances()
+            finally:
+                await ex.close()
+        bal = asyncio.run(place())
+        assert bal["SOL"].available == D(2) and bal["USDC"].total == D(500)
+        assert httpx.post(url + "/_price", json={"price": "161"}).json() == {"fills": 1}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    proc, url = _spawn(state)
+    try:
+        async def check():
+            ex = BackpackExchange(cfg(url), PUB, SECRET, sleep=t.sleep, monotonic=t.monotonic)
+            try:
+                return await ex.get_order(SYM, 77), await ex.fills_since(SYM, 0), await ex.last_price(SYM)
+            finally:
+                await ex.close()
+        order, fills, price = asyncio.run(check())
+        assert order is not None and order.status is OrderStatus.filled
+        assert [f.client_id for f in fills] == [77] and price == D(161)
+        httpx.post(url + "/_fault", json={"kind": "429", "count": 1, "path": "/api/v1/capital"})
+        assert httpx.get(url + "/_state").json()["price"] == "161"
+    finally:
+        proc.terminate()
+        proc.wait(10)
