@@ -1,0 +1,459 @@
+"""The bot process: ``gridbot run NAME`` / ``python -m gridbot.runner NAME`` (what each unit runs).
+
+Order of work: load and validate the config (exit 78 = EX_CONFIG on error so systemd's
+``RestartPreventExitStatus=78`` stops a restart loop), open the state, reconcile with the venue,
+place the grid, then react to fills and prices. The strategy is pure; this module only moves
+events in and intents out, writing each intent to the store *before* the exchange call.
+
+Lean on purpose (20 bots on a small VPS): for paper instances neither OpenSSL (``ssl``,
+``_hashlib``) nor typer/rich/pystemd/httpx/cryptography are imported, and asyncio is imported only
+after the config said whether TLS will be needed.
+
+Exit codes: 0 clean stop (SIGTERM/SIGINT), 78 bad config/credentials/grid, 1 anything else
+(systemd restarts it).
+"""
+from __future__ import annotations
+
+import sys
+
+if "hashlib" not in sys.modules:  # stdlib falls back to its builtin hashes; saves ~3 MB of libcrypto
+    sys.modules.setdefault("_hashlib", None)  # type: ignore[arg-type]
+
+import logging  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import time  # noqa: E402
+from collections import deque  # noqa: E402
+from decimal import Decimal  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING, Any, Optional  # noqa: E402
+
+from . import strategy as st  # noqa: E402
+from .config import config_dir, load  # noqa: E402
+from .errors import ConfigError, CredentialsError, ExchangeError, OrderRejected, UsageError  # noqa: E402
+from .grid import GridError, plan_qty, price_lines, tick_levels  # noqa: E402
+from .models import GridConfig, OnStop, OnTrigger, Spacing  # noqa: E402
+from .notify import Notifier, setup_logging  # noqa: E402
+from .store import CANCELLED, FILLED, OPEN, PENDING, REJECTED, Store  # noqa: E402
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from .exchange.base import Exchange, Fill, Market
+
+EX_OK, EX_FAIL, EX_CONFIG = 0, 1, 78
+FILL_OVERLAP_MS = 5000  # re-read fills this far back: duplicates are dropped by trade_id
+log = logging.getLogger("gridbot")
+
+# fields that change the grid itself; anything else may be applied by SIGHUP
+GRID_FIELDS = ("exchange", "symbol", "lower_price", "upper_price", "levels", "spacing", "qty_per_level",
+               "investment", "fee_rate")
+SOFT_FIELDS = ("stop_loss", "take_profit", "on_trigger", "on_stop", "schema_ref")
+
+
+def state_dir_for(name: str) -> Path:
+    """$STATE_DIRECTORY (systemd StateDirectory=gridbot/%i), else $GRIDBOT_STATE_DIR/NAME, else ./state/NAME."""
+    env = os.environ.get("STATE_DIRECTORY")
+    if env:
+        return Path(env.split(":")[0])
+    base = os.environ.get("GRIDBOT_STATE_DIR")
+    return Path(base) / name if base else Path("state") / name
+
+
+def grid_fingerprint(cfg: GridConfig) -> dict[str, Any]:
+    return {k: v for k, v in cfg.model_dump(mode="json").items() if k in GRID_FIELDS}
+
+
+def build_params(cfg: GridConfig, market: "Market", price: Decimal, taker_fee: Decimal) -> st.Params:
+    """Config + market rules -> rounded strategy parameters; GridError if the grid cannot exist."""
+    lines = price_lines(cfg.lower_price, cfg.upper_price, cfg.levels, cfg.spacing is Spacing.geometric)
+    levels = tick_levels(lines, market.tick_size)
+    qty = plan_qty(cfg.qty_per_level, cfg.investment, levels, price, market.step_size, market.min_qty, cfg.fee_rate)
+    return st.Params(levels.buy, levels.sell, qty, market.step_size, market.min_qty, market.base, market.quote,
+                     market_fee=taker_fee, stop_loss=cfg.stop_loss, take_profit=cfg.take_profit,
+                     sell_on_trigger=cfg.on_trigger is OnTrigger.sell)
+
+
+def _limits(cfg: GridConfig) -> st.SetLimits:
+    return st.SetLimits(cfg.stop_loss, cfg.take_profit, cfg.on_trigger is OnTrigger.sell)
+
+
+class Bot:
+    """One instance's event loop: exchange <-> strategy, with the store as the write-ahead log."""
+
+    def __init__(self, name: str, cfg: GridConfig, store: Store, exchange: "Exchange", notifier: Notifier,
+                 cfg_dir: Path) -> None:
+        self.name, self.cfg, self.store, self.ex, self.notifier = name, cfg, store, exchange, notifier
+        self.cfg_dir = cfg_dir
+        self.symbol = cfg.symbol
+        self.state: Optional[st.GridState] = None
+        self.price: Optional[Decimal] = None
+        self.stopping = False
+        self.need_reconcile = False
+        self.last_loop = time.time()
+        self.loop_timeout = 5.0
+        self._known: set[str] = set()
+        self._known_order: deque[str] = deque()
+        self._last_status = ""
+        self._last_ping = 0.0
+        self._balances: dict[str, Any] = {}
+        self._stop_event: Optional["asyncio.Event"] = None
+        self._reload_requested = False
+
+    # ------------------------------------------------------------ state <-> store
+    def apply(self, events: list[st.Event], fills: Optional[list["Fill"]] = None) -> list[st.Intent]:
+        """Feed events (and new fills) to the strategy and persist the result atomically."""
+        assert self.state is not None
+        out: list[st.Intent] = []
+        changed = False
+        with self.store.tx():
+            for f in fills or ():
+                row = self.store.order(f.client_id)
+                if row is None or not self.store.add_fill(f):
+                    continue  # not our order, or already recorded
+                filled = row.filled + f.qty
+                self.store.set_status(f.client_id, FILLED if filled >= row.qty else OPEN, filled)
+                events.append(st.Filled(f.client_id, f.qty, f.price, f.fee, f.fee_asset, f.trade_id))
+                log.info("fill %s %s %s @ %s (order %s, fee %s %s)", f.trade_id, f.side.value, f.qty, f.price,
+                         f.client_id, f.fee, f.fee_asset)
+            for ev in events:
+                note = self.state.note
+                self.state, intents = st.step(self.state, ev)
+                if not isinstance(ev, st.Tick) or intents:
+                    changed = True
+                if self.state.note != note:
+                    log.info("%s", self.state.note)
+                for it in intents:
+                    if isinstance(it, st.Place):
+                        self.store.add_intent(it.client_id, "limit", it.side.value, it.price, it.qty, it.gap)
+                    elif isinstance(it, st.Market):
+                        self.store.add_intent(it.client_id, "market", it.side.value, None, it.qty)
+                out.extend(intents)
+            if changed:
+                self.store.put("strategy", self.state.to_dict())
+        return out
+
+    async def execute(self, intents: list[st.Intent]) -> None:
+        """Send intents to the venue in order; rejections go back to the strategy (which may retry)."""
+        queue = deque(intents)
+        while queue:
+            it = queue.popleft()
+            try:
+                if isinstance(it, st.Place):
+                    o = await self.ex.place_limit(self.symbol, it.side, it.price, it.qty, it.client_id, True)
+                    self.store.set_status(it.client_id, OPEN if o.status.value == "open" else o.status.value)
+                    log.debug("placed %s %s %s @ %s (gap %d)", it.client_id, it.side.value, it.qty, it.price, it.gap)
+                elif isinstance(it, st.Market):
+                    await self.ex.place_market(self.symbol, it.side, it.qty, it.client_id)
+                    self.store.set_status(it.client_id, OPEN)
+                    log.info("market %s %s %s (%s)", it.side.value, it.qty, self.state and self.state.p.base,
+                             it.reason)
+                    queue.extend(await self.poll_fills())
+                else:
+                    await self.ex.cancel(self.symbol, it.client_id)
+                    queue.extend(await self.poll_fills())  # fills before the cancel count first
+                    self.store.set_status(it.client_id, CANCELLED)
+                    queue.extend(self.apply([st.Cancelled(it.client_id)]))
+            except OrderRejected as exc:
+                if isinstance(it, st.Cancel):
+                    queue.extend(await self._settle(it.client_id))
+                    continue
+                log.warning("order %s rejected: %s", it.client_id, exc)
+                self.store.set_status(it.client_id, REJECTED, note=str(exc)[:200])
+                queue.extend(self.apply([st.Rejected(it.client_id, str(exc))]))
+            except ExchangeError as exc:
+                log.error("exchange error on %s: %s; will reconcile", type(it).__name__, exc)
+                self.need_reconcile = True
+
+    async def _settle(self, cid: int) -> list[st.Intent]:
+        """An order we meant to cancel is already closed: learn how it ended."""
+        out = await self.poll_fills()
+        o = await self.ex.get_order(self.symbol, cid)
+        if o is not None and o.status.value in ("cancelled", "rejected"):
+            self.store.set_status(cid, CANCELLED)
+            out += self.apply([st.Cancelled(cid)])
+        return out
+
+    async def poll_fills(self) -> list[st.Intent]:
+        since = max(0, self.store.last_fill_ms() - FILL_OVERLAP_MS)
+        new = [f for f in await self.ex.fills_since(self.symbol, since) if f.trade_id not in self._known]
+        if not new:
+            return []
+        for f in new:
+            self._known.add(f.trade_id)
+            self._known_order.append(f.trade_id)
+        while len(self._known_order) > 4096:
+            self._known.discard(self._known_order.popleft())
+        return self.apply([], new)
+
+    # ------------------------------------------------------------ lifecycle
+    async def open_state(self) -> None:
+        """Restore the strategy, or start a fresh one; re-grid if the grid parameters changed."""
+        market = await self.ex.market(self.symbol)
+        self.price = await self.ex.last_price(self.symbol)
+        taker = getattr(getattr(self.ex, "venue", None), "taker_fee", Decimal("0.001"))
+        params = build_params(self.cfg, market, self.price, taker)
+        snap = self.store.get("strategy")
+        fp = grid_fingerprint(self.cfg)
+        if snap is not None:
+            self.state = st.GridState.from_dict(snap)
+            if self.store.get("grid") == fp:
+                self.apply([_limits(self.cfg)])
+                return
+            log.warning("grid parameters changed since the last run: cancelling %d orders of the old grid",
+                        len(self.state.by_cid))
+            await self.reconcile()
+            await self.execute([st.Cancel(c) for c in sorted(self.state.by_cid)])
+            old = self.state
+        else:
+            old = None
+        bal = await self.ex.balances()
+        base = bal[market.base].available if market.base in bal else Decimal(0)
+        fresh = st.init(params, base)
+        if old is not None:  # keep ids unique and the books continuous
+            fresh.next_cid = old.next_cid
+            fresh.realised, fresh.pairs, fresh.fills = old.realised, old.pairs, old.fills
+        self.state = fresh
+        with self.store.tx():
+            self.store.put("strategy", fresh.to_dict())
+            self.store.put("grid", fp)
+        log.info("new grid: %d levels %s..%s, %s %s per level", self.cfg.levels, params.buy[0], params.sell[-1],
+                 params.qty, market.base)
+
+    async def reconcile(self) -> None:
+        """Make the store and strategy agree with the venue after a restart or an exchange error."""
+        assert self.state is not None
+        todo = await self.poll_fills()  # fills that happened while we were down
+        for row in self.store.orders(PENDING):
+            o = await self.ex.get_order(self.symbol, row.client_id)
+            if o is None:  # the call never reached the venue: send it now, same client id
+                log.info("order %s was not placed before the restart; placing it now", row.client_id)
+                if row.kind == "market":
+                    todo.append(st.Market(row.client_id, st.Side(row.side), row.qty, "retry"))
+                else:
+                    todo.append(st.Place(row.client_id, st.Side(row.side), row.price, row.qty,  # type: ignore[arg-type]
+                                         row.gap if row.gap is not None else -1))
+            elif o.status.value == "open":
+                self.store.set_status(row.client_id, OPEN)
+            elif o.status.value == "filled":
+                self.store.set_status(row.client_id, FILLED, o.filled_qty)
+            else:
+                self.store.set_status(row.client_id, CANCELLED)
+                todo += self.apply([st.Cancelled(row.client_id)])
+        await self.execute(todo)
+        pending = {r.client_id for r in self.store.orders(PENDING)}
+        open_ids = {o.client_id for o in await self.ex.open_orders(self.symbol)}
+        for cid in sorted(set(self.state.by_cid) - open_ids - pending):
+            o = await self.ex.get_order(self.symbol, cid)
+            if o is None or o.status.value in ("cancelled", "rejected"):
+                log.warning("order %s is no longer on the venue; the strategy is told", cid)
+                self.store.set_status(cid, CANCELLED)
+                await self.execute(self.apply([st.Cancelled(cid)]))
+            elif o.status.value == "filled":
+                await self.execute(await self.poll_fills())
+        strangers = open_ids - set(self.state.by_cid)
+        known = [c for c in strangers if self.store.order(c) is not None]
+        if known:
+            log.warning("orders %s are open on the venue but no longer part of the grid; cancelling", known)
+            for c in known:
+                try:
+                    await self.ex.cancel(self.symbol, c)
+                    self.store.set_status(c, CANCELLED)
+                except OrderRejected:
+                    pass
+        if self.state.phase == st.STOPPED and self.state.by_cid:
+            await self.execute([st.Cancel(c) for c in sorted(self.state.by_cid)])
+        self.need_reconcile = False
+
+    async def cycle(self) -> None:
+        """One pass: new price, new fills, and whatever the strategy wants done about them."""
+        self.price = await self.ex.last_price(self.symbol)
+        intents = self.apply([st.Tick(self.price)])
+        intents += await self.poll_fills()
+        await self.execute(intents)
+        if self.need_reconcile:
+            await self.reconcile()
+
+    async def run(self) -> int:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        self._stop_event = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._request_stop, sig)
+        loop.add_signal_handler(signal.SIGHUP, self._request_reload)
+        if self.notifier.watchdog_interval:
+            self.loop_timeout = min(self.loop_timeout, self.notifier.watchdog_interval)
+        server = None
+        await self.open_state()
+        await self.reconcile()
+        await self.execute(self.apply([st.Tick(self.price), st.Resume()]))  # type: ignore[arg-type]
+        await self.cycle()
+        if self.cfg.web_port:
+            from .status_http import StatusServer
+
+            server = StatusServer(self.cfg.web_port, self.snapshot, self.healthy)
+            try:
+                await server.start()
+            except OSError as exc:
+                log.error("status port 127.0.0.1:%d unavailable (%s); running without it", self.cfg.web_port, exc)
+                server = None
+        self.notifier.ready(self.status_line())
+        log.info("ready: %s", self.status_line())
+        waiter = asyncio.ensure_future(self._stop_event.wait())
+        try:
+            while not self.stopping:
+                tick = asyncio.ensure_future(self.ex.wait_event(self.loop_timeout))
+                await asyncio.wait((tick, waiter), return_when=asyncio.FIRST_COMPLETED)
+                if not tick.done():
+                    tick.cancel()
+                    break
+                tick.result()
+                if self._reload_requested:
+                    self._reload_requested = False
+                    self.reload()
+                try:
+                    await self.cycle()
+                except ExchangeError as exc:
+                    log.error("exchange error: %s; retrying", exc)
+                    self.need_reconcile = True
+                self.heartbeat()
+        finally:
+            waiter.cancel()
+        self.notifier.stopping(f"stopping; {self.status_line()}")
+        await self.shutdown()
+        if server is not None:
+            await server.close()
+        return EX_OK
+
+    def _request_stop(self, sig: int) -> None:
+        log.info("received %s: stopping", signal.Signals(sig).name)
+        self.stopping = True
+        assert self._stop_event is not None
+        self._stop_event.set()
+
+    def _request_reload(self) -> None:
+        self._reload_requested = True
+
+    async def shutdown(self) -> None:
+        """Apply on_stop, then flush: cancel (orders come back on the next start) or leave them resting."""
+        assert self.state is not None
+        if self.cfg.on_stop is OnStop.cancel:
+            intents = self.apply([st.Stop(cancel=True)])
+            log.info("on_stop=cancel: cancelling %d orders", len(intents))
+            try:
+                await self.execute(intents)
+            except ExchangeError as exc:
+                log.error("could not cancel all orders: %s", exc)
+        else:
+            log.info("on_stop=keep: leaving %d orders on the book", len(self.state.by_cid))
+        self.store.put("strategy", self.state.to_dict())
+        await self.ex.close()
+
+    def reload(self) -> None:
+        """SIGHUP: thresholds and on_stop apply now; grid changes need a restart (they re-grid on start)."""
+        try:
+            new = load(self.name, self.cfg_dir)
+        except (ConfigError, UsageError) as exc:
+            log.warning("reload: keeping the running config: %s", exc)
+            return
+        old_d, new_d = self.cfg.model_dump(mode="json"), new.model_dump(mode="json")
+        hard = sorted(k for k in new_d if k not in SOFT_FIELDS and new_d[k] != old_d[k])
+        if hard:
+            log.warning("reload: %s changed; restart the instance to apply (it re-grids on start); "
+                        "applying only stop_loss/take_profit/on_trigger/on_stop", ", ".join(hard))
+        self.cfg = self.cfg.model_copy(update={k: getattr(new, k) for k in SOFT_FIELDS if k != "schema_ref"})
+        self.apply([_limits(self.cfg)])
+        log.info("reload: applied (stop_loss=%s take_profit=%s on_trigger=%s on_stop=%s)", self.cfg.stop_loss,
+                 self.cfg.take_profit, self.cfg.on_trigger.value, self.cfg.on_stop.value)
+
+    # ------------------------------------------------------------ status
+    def heartbeat(self) -> None:
+        self.last_loop = time.time()
+        now = time.monotonic()
+        line = self.status_line()
+        due = self.notifier.watchdog_interval is not None and now - self._last_ping >= self.notifier.watchdog_interval
+        if due or (line != self._last_status and now - self._last_ping >= 1.0):
+            self.notifier.status(line, watchdog=self.notifier.watchdog_interval is not None)
+            self._last_ping = now
+            self._last_status = line
+
+    def healthy(self) -> bool:
+        return time.time() - self.last_loop < 3 * self.loop_timeout + 10 and not self.stopping
+
+    def status_line(self) -> str:
+        s = self.state
+        if s is None:
+            return "starting"
+        q = s.p.quote
+        return (f"{self.price} {q} | {len(s.by_cid)} open orders | profit {s.realised:+.4f} {q} "
+                f"({s.pairs} pairs) | {s.fills} fills | {s.phase}")
+
+    def snapshot(self) -> dict[str, Any]:
+        s = self.state
+        assert s is not None
+        total, unpaired = s.pnl(self.price) if self.price is not None else (Decimal(0), Decimal(0))
+        bal = {}
+        venue = getattr(self.ex, "venue", None)
+        if venue is not None:
+            bal = {a: {"available": str(b.available), "locked": str(b.locked)} for a, b in venue.balances().items()}
+        best_buy, best_sell = s.best_prices()
+        return {
+            "instance": self.name, "symbol": self.symbol, "exchange": self.cfg.exchange, "phase": s.phase,
+            "price": None if self.price is None else str(self.price), "open_orders": len(s.by_cid),
+            "fills": s.fills, "pairs": s.pairs, "realised_profit": str(s.realised),
+            "unpaired_pnl": str(unpaired.quantize(Decimal("0.00000001"))), "total_pnl": str(total),
+            "inventory_base": str(s.inventory), "best_buy": _s(best_buy), "best_sell": _s(best_sell),
+            "qty_per_level": str(s.p.qty), "levels": len(s.p.buy) - 1, "balances": bal,
+            "last_loop": round(self.last_loop, 3), "healthy": self.healthy(), "note": s.note,
+            "status": self.status_line(),
+        }
+
+
+def _s(x: Optional[Decimal]) -> Optional[str]:
+    return None if x is None else str(x)
+
+
+async def _amain(name: str, cfg: GridConfig, state_dir: Path, cfg_dir: Path) -> int:
+    from .exchange.factory import open_exchange
+
+    store = Store.open(state_dir)
+    try:
+        ex = open_exchange(cfg, state_dir, saved=store.get("paper"), save=lambda d: store.put("paper", d))
+        bot = Bot(name, cfg, store, ex, Notifier(), cfg_dir)
+        return await bot.run()
+    finally:
+        store.close()
+
+
+def main(name: str) -> int:
+    """Run instance ``name`` until SIGTERM; return the process exit code."""
+    setup_logging(logging.DEBUG if os.environ.get("GRIDBOT_DEBUG") else logging.INFO)
+    cfg_dir = config_dir()
+    try:
+        cfg = load(name, cfg_dir)
+    except (ConfigError, UsageError) as exc:
+        log.error("not starting: %s", exc)
+        return EX_CONFIG
+    if cfg.exchange == "paper":  # asyncio imports ssl eagerly; a paper bot never speaks TLS
+        sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
+    import asyncio
+
+    state_dir = state_dir_for(name)
+    try:
+        return asyncio.run(_amain(name, cfg, state_dir, cfg_dir))
+    except (GridError, CredentialsError, ConfigError) as exc:
+        log.error("not starting: %s", exc)
+        return EX_CONFIG
+    except KeyboardInterrupt:
+        return EX_OK
+    except Exception:
+        log.exception("crashed")
+        return EX_FAIL
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        print("usage: python -m gridbot.runner NAME", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(main(sys.argv[1]))

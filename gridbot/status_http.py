@@ -1,0 +1,95 @@
+"""Read-only status port on 127.0.0.1: /healthz, /metrics (Prometheus text), /api/status (JSON).
+
+Plain asyncio streams, no framework: three GET routes do not justify a dependency per bot.
+Bound to loopback only; put a reverse proxy in front if it must be reachable.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Callable
+
+MAX_REQUEST = 8192
+HOST = "127.0.0.1"
+
+
+class StatusServer:
+    """``snapshot()`` returns the status dict; ``alive()`` says whether the main loop is healthy."""
+
+    def __init__(self, port: int, snapshot: Callable[[], dict[str, Any]], alive: Callable[[], bool],
+                 host: str = HOST) -> None:
+        self.port, self.host = port, host
+        self._snapshot, self._alive = snapshot, alive
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, self.host, self.port, reuse_address=True)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            line = head.split(b"\r\n", 1)[0].decode("latin-1")
+            parts = line.split()
+            method, path = (parts[0], parts[1].split("?", 1)[0]) if len(parts) >= 2 else ("", "")
+            status, ctype, body = self.route(method, path)
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError, ConnectionError):
+            writer.close()
+            return
+        reason = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}[status]
+        writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+                     f"Connection: close\r\n\r\n".encode() + body)
+        try:
+            await writer.drain()
+        except ConnectionError:
+            pass
+        writer.close()
+
+    def route(self, method: str, path: str) -> tuple[int, str, bytes]:
+        if method not in ("GET", "HEAD"):
+            return 405, "text/plain", b"only GET\n"
+        if path == "/healthz":
+            ok = self._alive()
+            return (200, "text/plain", b"ok\n") if ok else (503, "text/plain", b"main loop stalled\n")
+        if path == "/metrics":
+            return 200, "text/plain; version=0.0.4", metrics_text(self._snapshot()).encode()
+        if path == "/api/status":
+            return 200, "application/json", json.dumps(self._snapshot(), indent=1).encode() + b"\n"
+        return 404, "text/plain", b"try /healthz, /metrics or /api/status\n"
+
+
+def _label(v: str) -> str:
+    return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+
+
+def metrics_text(s: dict[str, Any]) -> str:
+    """Prometheus exposition format from the status dict the runner builds."""
+    inst = _label(str(s.get("instance", "")))
+    lab = f'instance="{inst}",symbol="{_label(str(s.get("symbol", "")))}"'
+    out: list[str] = []
+
+    def gauge(name: str, help_: str, value: Any, extra: str = "", kind: str = "gauge") -> None:
+        if value is None:
+            return
+        if not any(line.startswith(f"# TYPE gridbot_{name} ") for line in out):
+            out.append(f"# HELP gridbot_{name} {help_}")
+            out.append(f"# TYPE gridbot_{name} {kind}")
+        labels = lab + ("," + extra if extra else "")
+        out.append(f"gridbot_{name}{{{labels}}} {value}")
+
+    gauge("price", "last traded price", s.get("price"))
+    gauge("open_orders", "orders resting on the venue", s.get("open_orders"))
+    gauge("fills_total", "fills recorded", s.get("fills"), kind="counter")
+    gauge("matched_pairs_total", "completed buy->sell pairs", s.get("pairs"), kind="counter")
+    gauge("realised_profit", "grid profit from matched pairs, in quote", s.get("realised_profit"))
+    gauge("unpaired_pnl", "mark-to-market PnL not from matched pairs, in quote", s.get("unpaired_pnl"))
+    for asset, b in sorted((s.get("balances") or {}).items()):
+        gauge("balance", "venue balance", b.get("available"), f'asset="{_label(asset)}",kind="available"')
+        gauge("balance", "venue balance", b.get("locked"), f'asset="{_label(asset)}",kind="locked"')
+    gauge("last_loop_timestamp_seconds", "unix time of the last main loop pass", s.get("last_loop"))
+    gauge("up", "1 while the main loop is alive", 1 if s.get("healthy") else 0)
+    return "\n".join(out) + "\n"

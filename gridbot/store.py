@@ -1,0 +1,180 @@
+"""The instance's durable state: one SQLite file in the state directory.
+
+Write-ahead rules that make kill -9 harmless:
+
+* an order row (status ``pending``) is committed *before* the exchange call that places it, so a
+  restart can look the client id up and adopt the order or mark it not placed: never place twice;
+* fills are keyed by the venue's ``trade_id`` (``INSERT OR IGNORE``), so re-reading fills after a
+  restart records each exactly once;
+* a fill, the strategy snapshot it produces and the intents it causes commit in one transaction.
+
+Durability: WAL with ``synchronous=FULL``. WAL+NORMAL survives a process crash but may drop the last
+commits on power loss; a dropped intent row would leave an order on the exchange we know nothing
+about. FULL costs one fsync per commit, and we commit per fill or order, not per price tick.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+from .errors import GridbotError
+from .exchange.base import Fill
+
+DB_NAME = "gridbot.sqlite"
+
+PENDING, OPEN, FILLED, CANCELLED, REJECTED = "pending", "open", "filled", "cancelled", "rejected"
+NOT_PLACED = "not_placed"  # a pending intent the venue never saw (crash before the call)
+CLOSED = (FILLED, CANCELLED, REJECTED, NOT_PLACED)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS orders (
+    client_id INTEGER PRIMARY KEY, kind TEXT NOT NULL, side TEXT NOT NULL, price TEXT, qty TEXT NOT NULL,
+    gap INTEGER, status TEXT NOT NULL, filled TEXT NOT NULL DEFAULT '0',
+    created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, note TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS orders_status ON orders(status);
+CREATE TABLE IF NOT EXISTS fills (
+    trade_id TEXT PRIMARY KEY, client_id INTEGER NOT NULL, side TEXT NOT NULL, price TEXT NOT NULL,
+    qty TEXT NOT NULL, fee TEXT NOT NULL, fee_asset TEXT NOT NULL, is_maker INTEGER NOT NULL,
+    ts_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS fills_ts ON fills(ts_ms);
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class StoreError(GridbotError):
+    """The state file cannot be opened or written."""
+
+
+@dataclass(frozen=True)
+class OrderRow:
+    client_id: int
+    kind: str  # "limit" or "market"
+    side: str
+    price: Optional[Decimal]
+    qty: Decimal
+    gap: Optional[int]
+    status: str
+    filled: Decimal
+    note: str
+
+
+def _ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA busy_timeout=5000")
+            self.db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"{self.path}: cannot open state database ({exc})") from None
+        self._depth = 0
+
+    @classmethod
+    def open(cls, state_dir: Path) -> "Store":
+        return cls(Path(state_dir) / DB_NAME)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def tx(self) -> Iterator[None]:
+        """One atomic unit; nested calls join the outer transaction."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self.db.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self.db.execute("COMMIT")
+
+    # ------------------------------------------------------------ orders
+    def add_intent(self, client_id: int, kind: str, side: str, price: Optional[Decimal], qty: Decimal,
+                   gap: Optional[int] = None) -> None:
+        """Record that we are about to place this order (before the exchange call)."""
+        now = _ms()
+        with self.tx():
+            self.db.execute(
+                "INSERT OR REPLACE INTO orders(client_id, kind, side, price, qty, gap, status, filled, created_ms,"
+                " updated_ms) VALUES (?,?,?,?,?,?,?,'0',?,?)",
+                (client_id, kind, side, None if price is None else str(price), str(qty), gap, PENDING, now, now))
+
+    def set_status(self, client_id: int, status: str, filled: Optional[Decimal] = None, note: str = "") -> None:
+        with self.tx():
+            if filled is None:
+                self.db.execute("UPDATE orders SET status=?, updated_ms=?, note=? WHERE client_id=?",
+                                (status, _ms(), note, client_id))
+            else:
+                self.db.execute("UPDATE orders SET status=?, filled=?, updated_ms=?, note=? WHERE client_id=?",
+                                (status, str(filled), _ms(), note, client_id))
+
+    def order(self, client_id: int) -> Optional[OrderRow]:
+        r = self.db.execute("SELECT client_id, kind, side, price, qty, gap, status, filled, note FROM orders"
+                            " WHERE client_id=?", (client_id,)).fetchone()
+        return _row(r) if r else None
+
+    def orders(self, *statuses: str) -> list[OrderRow]:
+        sql = "SELECT client_id, kind, side, price, qty, gap, status, filled, note FROM orders"
+        if statuses:
+            sql += f" WHERE status IN ({','.join('?' * len(statuses))})"
+        return [_row(r) for r in self.db.execute(sql + " ORDER BY client_id", statuses)]
+
+    # ------------------------------------------------------------ fills
+    def add_fill(self, f: Fill) -> bool:
+        """Record a fill once; False if this trade_id was already recorded."""
+        with self.tx():
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO fills VALUES (?,?,?,?,?,?,?,?,?)",
+                (f.trade_id, f.client_id, f.side.value, str(f.price), str(f.qty), str(f.fee), f.fee_asset,
+                 int(f.is_maker), f.timestamp_ms))
+            return cur.rowcount == 1
+
+    def has_fill(self, trade_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM fills WHERE trade_id=?", (trade_id,)).fetchone() is not None
+
+    def fill_count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM fills").fetchone()[0]
+
+    def last_fill_ms(self) -> int:
+        return self.db.execute("SELECT coalesce(max(ts_ms), 0) FROM fills").fetchone()[0]
+
+    def fills(self) -> list[tuple]:
+        """All fills as (trade_id, client_id, side, price, qty, fee, fee_asset, ts_ms) rows."""
+        return self.db.execute("SELECT trade_id, client_id, side, price, qty, fee, fee_asset, ts_ms FROM fills"
+                               " ORDER BY ts_ms, trade_id").fetchall()
+
+    # ------------------------------------------------------------ snapshots
+    def put(self, key: str, value: Any) -> None:
+        with self.tx():
+            self.db.execute("INSERT OR REPLACE INTO kv VALUES (?,?)", (key, json.dumps(value, separators=(",", ":"))))
+
+    def get(self, key: str) -> Any:
+        r = self.db.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
+        return json.loads(r[0]) if r else None
+
+
+def _row(r: tuple) -> OrderRow:
+    return OrderRow(r[0], r[1], r[2], None if r[3] is None else Decimal(r[3]), Decimal(r[4]), r[5], r[6],
+                    Decimal(r[7]), r[8])

@@ -1,0 +1,589 @@
+"""The grid as a pure state machine: ``step(state, event) -> (state, intents)``. No I/O, no clock.
+
+Slots follow bbgo's twin orders: gap ``k`` (between lines k and k+1) holds either a BUY at line k or
+a SELL at line k+1, never both. A completed buy flips its gap to a sell one line up for the filled
+quantity net of base fees; a completed sell flips it back to a buy of the configured size. Partial
+fills wait for completion (bbgo/hummingbot), so a counter-order is never smaller than needed.
+
+Two gaps share each line (gap k-1 sells at line k, gap k buys there); a flip that would put a buy
+and a sell on the same line is held back ("wanted") until the neighbour moves. So is an order that
+would cross the last price (post-only), and a rejected one; wanted orders are retried on the next
+tick. Ticks cost O(1): compare with stop-loss/take-profit and, only if something is wanted, retry.
+
+``step`` mutates and returns ``state`` for speed (a million ticks a second); use
+``GridState.from_dict(s.to_dict())`` to keep an old copy. Client ids are a persisted u32 counter.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Optional, Union
+
+from .exchange.base import Side
+from .grid import nearest_line, round_down, round_up
+
+BUY, SELL = Side.buy, Side.sell
+ZERO = Decimal(0)
+MAX_REJECTS = 3  # a gap rejected this often in a row is given up (funds gone, market closed...)
+SEEN_TRADES = 4096  # duplicate trade ids are dropped within this window (the store dedups forever)
+U32 = 0xFFFFFFFF
+
+WAITING = "waiting"  # price outside the range or not seen yet: nothing placed
+REBALANCING = "rebalancing"  # market-buying the base the sells need
+RUNNING = "running"
+PARKED = "parked"  # orders cancelled on service stop; Resume places them again
+STOPPED = "stopped"  # stop-loss/take-profit fired: grid cancelled for good
+PHASES = {p: p for p in (WAITING, REBALANCING, RUNNING, PARKED, STOPPED)}  # phases compare by identity
+
+
+# ---------------------------------------------------------------- events and intents
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Filled:
+    client_id: int
+    qty: Decimal
+    price: Decimal
+    fee: Decimal
+    fee_asset: str
+    trade_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """The venue refused the order, or it was never placed (found missing on reconcile)."""
+
+    client_id: int
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    client_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """The service is stopping; ``cancel`` is on_stop=cancel (orders come back on Resume)."""
+
+    cancel: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """The service started again: re-place what Stop cancelled."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetLimits:
+    """Config reload: thresholds that can change without re-gridding."""
+
+    stop_loss: Optional[Decimal]
+    take_profit: Optional[Decimal]
+    sell_on_trigger: bool
+
+
+Event = Union[Tick, Filled, Rejected, Cancelled, Stop, Resume, SetLimits]
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    client_id: int
+    side: Side
+    price: Decimal
+    qty: Decimal
+    gap: int
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    client_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    client_id: int
+    side: Side
+    qty: Decimal
+    reason: str  # "rebalance" or "close"
+
+
+Intent = Union[Place, Cancel, Market]
+
+
+# ---------------------------------------------------------------- state
+
+@dataclass(frozen=True)
+class Params:
+    """Everything the machine needs from config and market, already rounded."""
+
+    buy: tuple[Decimal, ...]  # per line
+    sell: tuple[Decimal, ...]
+    qty: Decimal
+    step: Decimal
+    min_qty: Decimal
+    base: str
+    quote: str
+    market_fee: Decimal = Decimal("0.001")  # buffer when market-buying base (fee charged in base)
+    stop_loss: Optional[Decimal] = None
+    take_profit: Optional[Decimal] = None
+    sell_on_trigger: bool = False
+
+    def grid_key(self) -> tuple:
+        """What makes two grids the same grid (thresholds may differ)."""
+        return (self.buy, self.sell, self.qty, self.base, self.quote)
+
+
+class Gap:
+    """One slot. ``side`` None = idle (given up). ``cid`` 0 = no live order."""
+
+    __slots__ = ("side", "qty", "filled", "cost", "fee_base", "fee_quote", "cid", "rejects", "basis")
+
+    def __init__(self, side: Optional[Side] = None, qty: Decimal = ZERO) -> None:
+        self.side = side
+        self.qty = qty  # target qty of the current leg
+        self.filled = ZERO  # executed so far in this leg (across re-placements)
+        self.cost = ZERO  # sum(price * qty) of this leg's fills
+        self.fee_base = ZERO
+        self.fee_quote = ZERO
+        self.cid = 0
+        self.rejects = 0
+        self.basis: Optional[Decimal] = None  # quote cost of the buy leg now being sold: profit basis
+
+    def reset_leg(self, side: Optional[Side], qty: Decimal) -> None:
+        self.side, self.qty = side, qty
+        self.filled = self.cost = self.fee_base = self.fee_quote = ZERO
+        self.rejects = 0
+
+
+class GridState:
+    __slots__ = ("p", "phase", "price", "gaps", "by_cid", "want", "markets", "next_cid", "seen", "seen_order",
+                 "base_start", "base_delta", "quote_delta", "fees_base", "fees_quote", "realised", "pairs",
+                 "fills", "best_buy", "best_sell", "note", "dust")
+
+    def __init__(self, p: Params, base_available: Decimal) -> None:
+        self.p = p
+        self.phase = WAITING
+        self.price: Optional[Decimal] = None
+        self.gaps = [Gap() for _ in range(len(p.buy) - 1)]
+        self.by_cid: dict[int, int] = {}
+        self.want: set[int] = set()
+        self.markets: dict[int, list] = {}  # cid -> [reason, qty, filled]
+        self.next_cid = 1
+        self.seen: set[str] = set()
+        self.seen_order: list[str] = []
+        self.base_start = base_available
+        self.base_delta = ZERO  # base gained by this grid's fills (after base fees)
+        self.quote_delta = ZERO  # quote gained (after quote fees)
+        self.fees_base = ZERO
+        self.fees_quote = ZERO
+        self.realised = ZERO  # matched buy->sell pairs only
+        self.pairs = 0
+        self.fills = 0
+        self.best_buy = -1  # highest gap with a live buy
+        self.best_sell = -1  # lowest gap with a live sell
+        self.note = ""  # last noteworthy thing, for logs/status
+        self.dust = ZERO  # fee-net base below one step, carried into the next counter-sell
+
+    # -- views
+    @property
+    def inventory(self) -> Decimal:
+        return self.base_start + self.base_delta
+
+    def live(self) -> dict[int, tuple[int, Side, Decimal, Decimal]]:
+        """cid -> (gap, side, price, remaining qty) of every order the machine believes is resting."""
+        out = {}
+        for cid, g in self.by_cid.items():
+            gap = self.gaps[g]
+            price = self.p.buy[g] if gap.side is BUY else self.p.sell[g + 1]
+            out[cid] = (g, gap.side, price, gap.qty - gap.filled)
+        return out
+
+    def best_prices(self) -> tuple[Optional[Decimal], Optional[Decimal]]:
+        """(nearest resting buy, nearest resting sell): what the next price move would fill."""
+        b = self.p.buy[self.best_buy] if self.best_buy >= 0 else None
+        s = self.p.sell[self.best_sell + 1] if self.best_sell >= 0 else None
+        return b, s
+
+    def pnl(self, price: Decimal) -> tuple[Decimal, Decimal]:
+        """(total, unpaired): mark-to-market of all fills, and the part not from matched pairs."""
+        total = self.quote_delta + self.base_delta * price
+        return total, total - self.realised
+
+    # -- serialization (the store snapshots this as JSON)
+    def to_dict(self) -> dict[str, Any]:
+        p = self.p
+        return {
+            "v": 1,
+            "params": {"buy": [str(x) for x in p.buy], "sell": [str(x) for x in p.sell], "qty": str(p.qty),
+                       "step": str(p.step), "min_qty": str(p.min_qty), "base": p.base, "quote": p.quote,
+                       "market_fee": str(p.market_fee), "stop_loss": _s(p.stop_loss),
+                       "take_profit": _s(p.take_profit), "sell_on_trigger": p.sell_on_trigger},
+            "phase": self.phase, "price": _s(self.price), "next_cid": self.next_cid,
+            "gaps": [[g.side.value if g.side else None, str(g.qty), str(g.filled), str(g.cost), str(g.fee_base),
+                      str(g.fee_quote), g.cid, g.rejects, _s(g.basis)] for g in self.gaps],
+            "want": sorted(self.want),
+            "markets": {str(k): [v[0], str(v[1]), str(v[2])] for k, v in self.markets.items()},
+            "seen": list(self.seen_order),
+            "base_start": str(self.base_start), "base_delta": str(self.base_delta),
+            "quote_delta": str(self.quote_delta), "fees_base": str(self.fees_base),
+            "fees_quote": str(self.fees_quote), "realised": str(self.realised), "pairs": self.pairs,
+            "fills": self.fills, "note": self.note, "dust": str(self.dust),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "GridState":
+        q = d["params"]
+        p = Params(buy=tuple(map(Decimal, q["buy"])), sell=tuple(map(Decimal, q["sell"])), qty=Decimal(q["qty"]),
+                   step=Decimal(q["step"]), min_qty=Decimal(q["min_qty"]), base=q["base"], quote=q["quote"],
+                   market_fee=Decimal(q["market_fee"]), stop_loss=_d(q["stop_loss"]),
+                   take_profit=_d(q["take_profit"]), sell_on_trigger=q["sell_on_trigger"])
+        s = cls(p, Decimal(d["base_start"]))
+        s.phase, s.price, s.next_cid = PHASES[d["phase"]], _d(d["price"]), d["next_cid"]
+        for gap, row in zip(s.gaps, d["gaps"]):
+            gap.side = Side(row[0]) if row[0] else None
+            gap.qty, gap.filled, gap.cost, gap.fee_base, gap.fee_quote = map(Decimal, row[1:6])
+            gap.cid, gap.rejects, gap.basis = row[6], row[7], _d(row[8])
+        s.by_cid = {g.cid: i for i, g in enumerate(s.gaps) if g.cid}
+        s.want = set(d["want"])
+        s.markets = {int(k): [v[0], Decimal(v[1]), Decimal(v[2])] for k, v in d["markets"].items()}
+        s.seen_order = list(d["seen"])
+        s.seen = set(s.seen_order)
+        for k in ("base_delta", "quote_delta", "fees_base", "fees_quote", "realised"):
+            setattr(s, k, Decimal(d[k]))
+        s.pairs, s.fills, s.note, s.dust = d["pairs"], d["fills"], d.get("note", ""), Decimal(d.get("dust", "0"))
+        _recompute_best(s)
+        return s
+
+
+def _s(x: Optional[Decimal]) -> Optional[str]:
+    return None if x is None else str(x)
+
+
+def _d(x: Optional[str]) -> Optional[Decimal]:
+    return None if x is None else Decimal(x)
+
+
+def init(p: Params, base_available: Decimal) -> GridState:
+    """A fresh machine; the grid is placed on the first in-range tick."""
+    if len(p.buy) < 2 or len(p.buy) != len(p.sell):
+        raise ValueError("need at least two lines with buy and sell prices")
+    return GridState(p, base_available)
+
+
+# ---------------------------------------------------------------- transitions
+
+def step(s: GridState, ev: Event) -> tuple[GridState, list[Intent]]:
+    """Apply one event; return the (same, mutated) state and what to do at the venue, in order."""
+    if ev.__class__ is Tick:  # hot path: keep it to a few comparisons
+        price = ev.price  # type: ignore[union-attr]
+        s.price = price
+        if s.phase is RUNNING:
+            p = s.p
+            if (p.stop_loss is not None and price <= p.stop_loss) or \
+                    (p.take_profit is not None and price >= p.take_profit):
+                return s, _trigger(s, price)
+            if s.want:
+                return s, _retry(s)
+            return s, []
+        if s.phase is WAITING:
+            if s.p.buy[0] <= price <= s.p.sell[-1]:
+                return s, _start(s)
+        return s, []
+    if isinstance(ev, Filled):
+        return s, _on_fill(s, ev)
+    if isinstance(ev, Rejected):
+        return s, _on_gone(s, ev.client_id, rejected=True, reason=ev.reason)
+    if isinstance(ev, Cancelled):
+        return s, _on_gone(s, ev.client_id, rejected=False, reason="cancelled")
+    if isinstance(ev, Stop):
+        return s, _on_stop(s, ev.cancel)
+    if isinstance(ev, Resume):
+        if s.phase is PARKED:
+            s.phase = RUNNING
+            return s, _retry(s)
+        return s, []
+    if isinstance(ev, SetLimits):
+        old = s.p
+        s.p = Params(old.buy, old.sell, old.qty, old.step, old.min_qty, old.base, old.quote, old.market_fee,
+                     ev.stop_loss, ev.take_profit, ev.sell_on_trigger)
+        return s, []
+    raise TypeError(f"unknown event {ev!r}")
+
+
+def _cid(s: GridState) -> int:
+    c = s.next_cid
+    s.next_cid = c + 1 if c < U32 else 1
+    return c
+
+
+def _start(s: GridState) -> list[Intent]:
+    """First in-range price: buy the base the sells need, or place the grid right away."""
+    need = _sell_count(s) * s.p.qty
+    have = s.inventory
+    if have < need:
+        qty = round_up((need - have) / (1 - s.p.market_fee), s.p.step)
+        qty = max(qty, s.p.min_qty)
+        cid = _cid(s)
+        s.markets[cid] = ["rebalance", qty, ZERO]
+        s.phase = REBALANCING
+        s.note = f"buying {qty} {s.p.base} for the sells"
+        return [Market(cid, BUY, qty, "rebalance")]
+    return _place_grid(s)
+
+
+def _empty_line(s: GridState) -> int:
+    mid = [(b + x) / 2 for b, x in zip(s.p.buy, s.p.sell)]
+    return nearest_line(mid, s.price)  # type: ignore[arg-type]
+
+
+def _sell_count(s: GridState) -> int:
+    return len(s.gaps) - _empty_line(s)
+
+
+def _place_grid(s: GridState) -> list[Intent]:
+    """Buys on gaps below the empty line, sells above, nearest first; sells only as base allows."""
+    price = s.price
+    if price is None or not (s.p.buy[0] <= price <= s.p.sell[-1]):
+        s.phase = WAITING
+        return []
+    s.phase = RUNNING
+    e = _empty_line(s)
+    qty = s.p.qty
+    base = s.inventory
+    for k in range(e, len(s.gaps)):  # gap k sells at line k+1, nearest first
+        gap = s.gaps[k]
+        if base >= qty:
+            gap.reset_leg(SELL, qty)
+            base -= qty
+            s.want.add(k)
+        else:
+            gap.reset_leg(None, ZERO)
+    for k in range(e):
+        s.gaps[k].reset_leg(BUY, qty)
+        s.want.add(k)
+    s.note = f"grid placed around line {e}"
+    return _retry(s)
+
+
+def _retry(s: GridState) -> list[Intent]:
+    out: list[Intent] = []
+    for g in sorted(s.want):
+        _try_place(s, g, out)
+    return out
+
+
+def _try_place(s: GridState, g: int, out: list[Intent]) -> None:
+    """Place gap g's wanted order if the price is on the right side and its line is free."""
+    if s.phase is not RUNNING or s.price is None:
+        return
+    gap = s.gaps[g]
+    if gap.cid or gap.side is None:
+        s.want.discard(g)
+        return
+    if gap.side is BUY:
+        price = s.p.buy[g]
+        if price >= s.price:
+            return
+        if g > 0:
+            nb = s.gaps[g - 1]
+            if nb.cid and nb.side is SELL:  # neighbour sells on this line
+                return
+    else:
+        price = s.p.sell[g + 1]
+        if price <= s.price:
+            return
+        if g + 1 < len(s.gaps):
+            nb = s.gaps[g + 1]
+            if nb.cid and nb.side is BUY:
+                return
+    cid = _cid(s)
+    gap.cid = cid
+    s.by_cid[cid] = g
+    s.want.discard(g)
+    if gap.side is BUY:
+        if g > s.best_buy:
+            s.best_buy = g
+    elif s.best_sell < 0 or g < s.best_sell:
+        s.best_sell = g
+    out.append(Place(cid, gap.side, price, gap.qty - gap.filled, g))
+
+
+def _recompute_best(s: GridState) -> None:
+    s.best_buy = max((g for g in s.by_cid.values() if s.gaps[g].side is BUY), default=-1)
+    s.best_sell = min((g for g in s.by_cid.values() if s.gaps[g].side is SELL), default=-1)
+
+
+def _unlive(s: GridState, g: int) -> None:
+    """Gap g's order is gone; move the nearest-order markers (amortised O(1): usually one step)."""
+    gap = s.gaps[g]
+    s.by_cid.pop(gap.cid, None)
+    gap.cid = 0
+    if g == s.best_buy:
+        k = g - 1
+        while k >= 0 and not (s.gaps[k].cid and s.gaps[k].side is BUY):
+            k -= 1
+        s.best_buy = k
+    if g == s.best_sell:
+        k, n = g + 1, len(s.gaps)
+        while k < n and not (s.gaps[k].cid and s.gaps[k].side is SELL):
+            k += 1
+        s.best_sell = k if k < n else -1
+
+
+def _seen(s: GridState, trade_id: str) -> bool:
+    if trade_id in s.seen:
+        return True
+    s.seen.add(trade_id)
+    s.seen_order.append(trade_id)
+    if len(s.seen_order) > SEEN_TRADES:
+        s.seen.discard(s.seen_order.pop(0))
+    return False
+
+
+def _on_fill(s: GridState, f: Filled) -> list[Intent]:
+    if _seen(s, f.trade_id):
+        return []
+    g = s.by_cid.get(f.client_id)
+    m = s.markets.get(f.client_id) if g is None else None
+    if g is None and m is None:
+        return []  # not ours (another bot on the account) or already closed
+    s.fills += 1
+    side = s.gaps[g].side if g is not None else (BUY if m[0] == "rebalance" else SELL)  # type: ignore[index]
+    fee_b = f.fee if f.fee_asset == s.p.base else ZERO
+    fee_q = f.fee if f.fee_asset == s.p.quote else ZERO
+    notional = f.qty * f.price
+    if side is BUY:
+        s.base_delta += f.qty - fee_b
+        s.quote_delta -= notional + fee_q
+    else:
+        s.base_delta -= f.qty + fee_b
+        s.quote_delta += notional - fee_q
+    s.fees_base += fee_b
+    s.fees_quote += fee_q
+    if m is not None:
+        m[2] += f.qty
+        if m[2] >= m[1]:
+            return _market_done(s, f.client_id)
+        return []
+    gap = s.gaps[g]  # type: ignore[index]
+    gap.filled += f.qty
+    gap.cost += notional
+    gap.fee_base += fee_b
+    gap.fee_quote += fee_q
+    if gap.filled >= gap.qty:
+        out: list[Intent] = []
+        _complete(s, g, out)  # type: ignore[arg-type]
+        return out
+    return []
+
+
+def _market_done(s: GridState, cid: int) -> list[Intent]:
+    reason = s.markets.pop(cid)[0]
+    if reason == "rebalance" and s.phase is REBALANCING:
+        return _place_grid(s)
+    return []
+
+
+def _complete(s: GridState, g: int, out: list[Intent]) -> None:
+    """Gap g's leg is done (fully, or partly and then cancelled): flip it and place the counter-order."""
+    gap = s.gaps[g]
+    if gap.cid:
+        _unlive(s, g)
+    if gap.filled <= 0:
+        return
+    avg = gap.cost / gap.filled
+    if gap.side is BUY:
+        net = gap.filled - gap.fee_base + s.dust
+        sell_qty = round_down(net, s.p.step)
+        # step rounding leaves dust; pool it so the next sell can carry it (else each cycle leaks a step)
+        s.dust = net - sell_qty
+        basis = (sell_qty + gap.fee_base) * avg + gap.fee_quote
+        if sell_qty < s.p.min_qty:
+            s.dust = net
+            gap.reset_leg(None, ZERO)
+            gap.basis = None
+            s.note = f"gap {g}: filled buy nets {sell_qty}, below the minimum; level dropped"
+            return
+        gap.reset_leg(SELL, sell_qty)
+        gap.basis = basis
+    else:
+        if gap.basis is not None:
+            proceeds = gap.cost - gap.fee_quote - gap.fee_base * avg
+            s.realised += proceeds - gap.basis
+            s.pairs += 1
+        gap.reset_leg(BUY, s.p.qty)
+        gap.basis = None
+    if s.phase is RUNNING or s.phase is PARKED:
+        s.want.add(g)
+        _try_place(s, g, out)
+        for k in (g - 1, g + 1):  # this line may have been blocking a neighbour
+            if k in s.want:
+                _try_place(s, k, out)
+    else:
+        gap.reset_leg(None, ZERO)
+
+
+def _on_gone(s: GridState, cid: int, rejected: bool, reason: str) -> list[Intent]:
+    """An order left the book without (completely) filling."""
+    if cid in s.markets:
+        s.note = f"market {s.markets[cid][0]} order {cid} {reason}"
+        return _market_done(s, cid)  # a rebalance that failed still places what the base allows
+    g = s.by_cid.get(cid)
+    if g is None:
+        return []
+    gap = s.gaps[g]
+    out: list[Intent] = []
+    if s.phase is PARKED or s.phase is STOPPED:
+        _unlive(s, g)
+        if s.phase is PARKED:
+            s.want.add(g)
+        elif gap.filled > 0:
+            _complete(s, g, out)
+        else:
+            gap.reset_leg(None, ZERO)
+        return out
+    if rejected:
+        gap.rejects += 1
+        _unlive(s, g)
+        if gap.rejects <= MAX_REJECTS:
+            s.want.add(g)  # retried on the next tick, once the price allows
+            s.note = f"gap {g}: order {cid} rejected ({reason}); will retry"
+            return out
+        s.note = f"gap {g}: order {cid} rejected {gap.rejects} times ({reason}); level given up"
+    else:
+        s.note = f"gap {g}: order {cid} cancelled outside the bot; level given up"
+    if gap.filled > 0:
+        _complete(s, g, out)  # keep the executed part's counter-order
+    else:
+        _unlive(s, g)
+        gap.reset_leg(None, ZERO)
+    return out
+
+
+def _on_stop(s: GridState, cancel: bool) -> list[Intent]:
+    if not cancel or s.phase is not RUNNING:
+        return []
+    s.phase = PARKED
+    return [Cancel(cid) for cid in sorted(s.by_cid)]
+
+
+def _trigger(s: GridState, price: Decimal) -> list[Intent]:
+    """Stop-loss / take-profit: cancel the grid; optionally sell the base at market."""
+    kind = "stop-loss" if s.p.stop_loss is not None and price <= s.p.stop_loss else "take-profit"
+    s.phase = STOPPED
+    s.want.clear()
+    out: list[Intent] = [Cancel(cid) for cid in sorted(s.by_cid)]
+    s.note = f"{kind} at {price}: grid cancelled"
+    if s.p.sell_on_trigger:
+        qty = round_down(s.inventory, s.p.step)  # the cancels above run first and unlock the sells
+        if qty >= s.p.min_qty:
+            cid = _cid(s)
+            s.markets[cid] = ["close", qty, ZERO]
+            out.append(Market(cid, SELL, qty, "close"))
+            s.note += f", selling {qty} {s.p.base} at market"
+    return out
