@@ -4,12 +4,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING
 
 from ._units import check_name
 from .errors import ConfigError
-from .models import GridConfig
+
+if TYPE_CHECKING:  # pydantic costs ~150 ms to import: only commands that validate pay for it
+    from pydantic import ValidationError
+
+    from .models import GridConfig
 
 SYSTEM_CONFIG_DIR = Path("/etc/gridbot")
 MAX_CONFIG_BYTES = 1 << 20  # a grid config is a few hundred bytes; refuse to parse megabytes
@@ -45,8 +48,12 @@ def list_names(directory: Path) -> list[str]:
     return names
 
 
-def parse_config(text: str | bytes, source: str) -> GridConfig:
+def parse_config(text: str | bytes, source: str) -> "GridConfig":
     """Validate JSON text; raise ConfigError naming the file, the field and why."""
+    from pydantic import ValidationError
+
+    from .models import GridConfig
+
     if len(text) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{source}: file is larger than {MAX_CONFIG_BYTES} bytes; not a gridbot config")
     try:
@@ -55,7 +62,7 @@ def parse_config(text: str | bytes, source: str) -> GridConfig:
         raise ConfigError(f"{source}: {describe(exc)}") from None
 
 
-def describe(exc: ValidationError) -> str:
+def describe(exc: "ValidationError") -> str:
     """One line: 'field: why; field: why' (pydantic's own text is multi-line and echoes input)."""
     parts = []
     for err in exc.errors(include_url=False, include_input=False):
@@ -72,7 +79,7 @@ def describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def load_file(path: Path) -> GridConfig:
+def load_file(path: Path) -> "GridConfig":
     try:
         with open(path, "rb") as f:
             text = f.read(MAX_CONFIG_BYTES + 1)
@@ -87,13 +94,15 @@ def load_file(path: Path) -> GridConfig:
     return parse_config(text, str(path))
 
 
-def load(name: str, directory: Path) -> GridConfig:
+def load(name: str, directory: Path) -> "GridConfig":
     return load_file(config_path(name, directory))
 
 
 def schema() -> dict:
+    from .models import GridConfig
+
     return GridConfig.model_json_schema(by_alias=True)
 
 
-def dump(cfg: GridConfig) -> str:
+def dump(cfg: "GridConfig") -> str:
     return json.dumps(cfg.model_dump(mode="json", by_alias=True, exclude_none=True), indent=2)

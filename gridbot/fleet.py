@@ -12,12 +12,14 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import TYPE_CHECKING, Iterable, Optional
 
 from . import config as cfgmod
 from ._units import TEMPLATE, check_name, unit_name
 from .errors import ConfigError, GridbotError, InstanceNotFound, JobFailed, UsageError
-from .models import GridConfig
+
+if TYPE_CHECKING:
+    from .models import GridConfig
 from .systemd import Manager, UnitRow, enabled_instances, unit_dirs
 
 LIVE_DROPIN = "50-live.conf"
@@ -63,7 +65,7 @@ def _bad_path(p: Path) -> str:
     raise UsageError(f"-c {p}: a config path must end in .json (its stem is the instance name)")
 
 
-def validate(ctx: Context, names: list[str], *, clashes: bool = False) -> dict[str, GridConfig]:
+def validate(ctx: Context, names: list[str], *, clashes: bool = False) -> dict[str, "GridConfig"]:
     """Load and validate each config; with ``clashes``, also check them against each other."""
     configs = {n: cfgmod.load(n, ctx.config_dir) for n in names}
     if clashes:
@@ -71,7 +73,7 @@ def validate(ctx: Context, names: list[str], *, clashes: bool = False) -> dict[s
     return configs
 
 
-def load_all(ctx: Context) -> tuple[dict[str, GridConfig], dict[str, str]]:
+def load_all(ctx: Context) -> tuple[dict[str, "GridConfig"], dict[str, str]]:
     """Every config in the directory: (valid ones, name -> error for invalid ones)."""
     good, bad = {}, {}
     for n in cfgmod.list_names(ctx.config_dir):
@@ -82,7 +84,7 @@ def load_all(ctx: Context) -> tuple[dict[str, GridConfig], dict[str, str]]:
     return good, bad
 
 
-def check_clashes(configs: dict[str, GridConfig]) -> None:
+def check_clashes(configs: dict[str, "GridConfig"]) -> None:
     """Two instances may not share a status port, nor trade one symbol on one live account."""
     ports: dict[int, str] = {}
     books: dict[tuple[str, str, str], str] = {}
@@ -101,7 +103,7 @@ def check_clashes(configs: dict[str, GridConfig]) -> None:
         raise ConfigError("clash: " + "; ".join(problems))
 
 
-def check_against_fleet(ctx: Context, configs: dict[str, GridConfig]) -> None:
+def check_against_fleet(ctx: Context, configs: dict[str, "GridConfig"]) -> None:
     """A start must not clash with any other configured instance."""
     others, _bad = load_all(ctx)
     others.update(configs)
@@ -136,7 +138,7 @@ def has_live_dropin(ctx: Context, name: str) -> bool:
     return (ctx.unit_dir / f"{unit_name(name)}.d" / LIVE_DROPIN).exists()
 
 
-def check_credentials(ctx: Context, configs: dict[str, GridConfig]) -> None:
+def check_credentials(ctx: Context, configs: dict[str, "GridConfig"]) -> None:
     for name, cfg in configs.items():
         if cfg.exchange != "paper" and not has_live_dropin(ctx, name):
             raise ConfigError(

@@ -236,7 +236,7 @@ def status(name: str = typer.Argument(None, autocompletion=_complete_names, show
            paths: Optional[List[Path]] = ConfigOpt, as_json: bool = JsonOpt,
            lines: int = typer.Option(5, "-n", "--lines", help="journal lines to show")) -> None:
     """One instance in detail. Exit code as systemctl: 0 active, 3 not running, 4 no such instance."""
-    targets = _names([name] if name else [], paths)
+    targets = _names([name] if name is not None else [], paths)
     if len(targets) != 1:
         raise UsageError("status takes exactly one instance")
     row = fleet.status(CTX, targets[0])
@@ -300,7 +300,7 @@ def stats(as_json: bool = JsonOpt) -> None:
 def info(name: str = typer.Argument(None, autocompletion=_complete_names, show_default=False),
          paths: Optional[List[Path]] = ConfigOpt, as_json: bool = JsonOpt) -> None:
     """Config summary (no secrets: they never live in configs), paths, credential presence."""
-    targets = _names([name] if name else [], paths)
+    targets = _names([name] if name is not None else [], paths)
     if len(targets) != 1:
         raise UsageError("info takes exactly one instance")
     n = targets[0]
@@ -367,7 +367,7 @@ def validate(
         r.emit_json({n: {"valid": e is None, "error": e} for n, e in results.items()})
     else:
         for n, e in results.items():
-            print(f"{n}: ok") if e is None else print(f"{n}: {e}", file=sys.stderr)
+            print(f"{n}: ok") if e is None else print(f"gridbot: error: {e}", file=sys.stderr)
     if any(results.values()):
         raise typer.Exit(6)
 
