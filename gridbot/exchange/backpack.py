@@ -214,7 +214,8 @@ class BackpackExchange:
                  max_retries: int = 5,
                  min_interval_s: float = 0.05,
                  backoff_base_s: float = 0.5,
-                 backoff_max_s: float = 30.0) -> None:
+                 backoff_max_s: float = 30.0,
+                 sync_clock: bool = True) -> None:
         self._bp = cfg.backpack
         self._symbol = cfg.symbol
         self._private = _sign.load_private_key(api_secret)
@@ -230,6 +231,8 @@ class BackpackExchange:
         self._cooldown_until = 0.0
         self._slot_lock = asyncio.Lock()
         self._markets: dict[str, Market] = {}
+        self._offset_ms = 0  # server clock - local clock, learned from /api/v1/time
+        self._synced = not sync_clock
         self._client = httpx.AsyncClient(base_url=self._bp.base_url.rstrip("/"), transport=transport,
                                          timeout=httpx.Timeout(timeout_s), follow_redirects=False,
                                          headers={"User-Agent": "gridbot", "Accept": "application/json"})
@@ -281,8 +284,10 @@ class BackpackExchange:
         """
         attempt = 0
         while True:
+            if signed and not self._synced:
+                await self._sync_clock()
             await self._throttle()  # before signing: a long cool-down must not age the signature
-            ts = int(self._clock() * 1000)
+            ts = self._now_ms()
             try:
                 resp = await self._send(method, path, params, signed, ts)
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
@@ -312,7 +317,7 @@ class BackpackExchange:
             attempt += 1
             if lookup is not None:
                 # A late copy of the original request is refused once its window has passed.
-                wait_ms = ts + self._bp.window_ms - int(self._clock() * 1000)
+                wait_ms = ts + self._bp.window_ms - self._now_ms()
                 await self._sleep(max(delay, wait_ms / 1000))
                 found = await lookup()
                 if found is not None:
@@ -321,6 +326,29 @@ class BackpackExchange:
                     return found
             else:
                 await self._sleep(delay)
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000) + self._offset_ms
+
+    async def _sync_clock(self) -> None:
+        """Learn the server's clock once (public GET /api/v1/time); best effort.
+
+        A host clock off by more than the window makes every signed request fail, so a skew over
+        half a second is corrected for and logged; the operator should still fix NTP.
+        """
+        try:
+            before = self._clock()
+            server_ms = int(await self._call("GET", "/api/v1/time", signed=False))
+            local_ms = int((before + self._clock()) / 2 * 1000)
+        except (_HTTPFailure, ValueError, TypeError) as exc:  # network errors propagate: nothing works then
+            self._synced = True
+            log.warning("could not read Backpack's clock (%s); signing with the host clock", exc)
+            return
+        self._synced = True
+        skew = server_ms - local_ms
+        if abs(skew) > 500:
+            log.warning("host clock is %+d ms off Backpack's; correcting signatures for it (fix NTP)", -skew)
+            self._offset_ms = skew
 
     # --- lookups -------------------------------------------------------------------------------
 

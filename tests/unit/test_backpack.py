@@ -344,14 +344,25 @@ def test_skewed_host_clock_is_refused_not_retried(fake):
     async def body(ex):
         await ex.balances()
     with pytest.raises(ExchangeError, match="Request has expired"):
-        run(fake, body, clock=lambda: time.time() - 30)
+        run(fake, body, clock=lambda: time.time() - 30, sync_clock=False)
     assert len([e for e in fake.log if e["path"] == "/api/v1/capital"]) == 1
+
+
+def test_skewed_host_clock_is_corrected_from_server_time(fake, caplog):
+    caplog.set_level(logging.WARNING)
+
+    async def body(ex):
+        return await ex.balances(), await ex.open_orders(SYM)
+    bal, _ = run(fake, body, clock=lambda: time.time() - 30)
+    assert "SOL" in bal
+    assert "host clock is -3" in caplog.text  # ~ -30000 ms
+    assert len([e for e in fake.log if e["path"] == "/api/v1/time"]) == 1  # learned once
 
 
 def test_window_from_config_is_signed(fake):
     async def body(ex):
         return await ex.balances()
-    assert "SOL" in run(fake, body, clock=lambda: time.time() - 30, bp={"window_ms": 60000})
+    assert "SOL" in run(fake, body, clock=lambda: time.time() - 30, bp={"window_ms": 60000}, sync_clock=False)
 
 
 # --- rate limits and retries ---------------------------------------------------------------------
@@ -409,7 +420,7 @@ def test_5xx_before_processing_is_resent_once(fake):
     o = run(fake, body)
     assert o.client_id == 12 and fake.placed(12) == 1
     assert len([e for e in posts(fake)]) == 1  # the faulted one never reached the handler
-    gets = [e["path"] for e in fake.log if e["method"] == "GET" and e["path"] != "/api/v1/markets"]
+    gets = [e["path"] for e in fake.log if e["method"] == "GET" and e["path"] not in ("/api/v1/markets", "/api/v1/time")]
     assert gets[:1] == ["/api/v1/order"]  # looked up before re-sending
 
 
@@ -570,3 +581,15 @@ def test_standalone_fake_keeps_state_across_restarts(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_implements_every_exchange_method_with_the_same_parameters():
+    import inspect
+
+    from gridbot.exchange.base import Exchange
+    for name, fn in vars(Exchange).items():
+        if name.startswith("_") or not callable(fn):
+            continue
+        mine = getattr(BackpackExchange, name)
+        assert inspect.iscoroutinefunction(mine), name
+        assert list(inspect.signature(mine).parameters) == list(inspect.signature(fn).parameters), name
