@@ -42,7 +42,7 @@ from .base import Balance, Fill, Market, Order, OrderStatus, Side
 log = logging.getLogger("gridbot.backpack")
 
 U32_MAX = 2**32 - 1
-HISTORY_LOOKUP_LIMIT = 200  # recent orders searched for a clientId that is no longer open
+HISTORY_LOOKUP_LIMIT = 1000  # recent orders searched for a clientId that is no longer open (API max)
 FILLS_PAGE = 1000
 FILLS_MAX_PAGES = 50
 
