@@ -163,7 +163,7 @@ class Gap:
 class GridState:
     __slots__ = ("p", "phase", "price", "gaps", "by_cid", "want", "markets", "next_cid", "seen", "seen_order",
                  "base_start", "base_delta", "quote_delta", "fees_base", "fees_quote", "realised", "pairs",
-                 "fills", "best_buy", "best_sell", "note", "dust")
+                 "fills", "best_buy", "best_sell", "note", "dust", "lo", "hi")
 
     def __init__(self, p: Params, base_available: Decimal) -> None:
         self.p = p
@@ -188,6 +188,8 @@ class GridState:
         self.best_sell = -1  # lowest gap with a live sell
         self.note = ""  # last noteworthy thing, for logs/status
         self.dust = ZERO  # fee-net base below one step, carried into the next counter-sell
+        self.lo = self.hi = ZERO
+        _set_thresholds(self)
 
     # -- views
     @property
@@ -260,6 +262,12 @@ class GridState:
         return s
 
 
+def _set_thresholds(s: GridState) -> None:
+    """Cache stop-loss/take-profit as an open interval (lo, hi) so a tick costs one chained compare."""
+    s.lo = s.p.stop_loss if s.p.stop_loss is not None else Decimal("-Infinity")
+    s.hi = s.p.take_profit if s.p.take_profit is not None else Decimal("Infinity")
+
+
 def _s(x: Optional[Decimal]) -> Optional[str]:
     return None if x is None else str(x)
 
@@ -279,20 +287,16 @@ def init(p: Params, base_available: Decimal) -> GridState:
 
 def step(s: GridState, ev: Event) -> tuple[GridState, list[Intent]]:
     """Apply one event; return the (same, mutated) state and what to do at the venue, in order."""
-    if ev.__class__ is Tick:  # hot path: keep it to a few comparisons
-        price = ev.price  # type: ignore[union-attr]
-        s.price = price
+    if ev.__class__ is Tick:  # hot path: two comparisons and a set check
+        price = s.price = ev.price  # type: ignore[union-attr]
         if s.phase is RUNNING:
-            p = s.p
-            if (p.stop_loss is not None and price <= p.stop_loss) or \
-                    (p.take_profit is not None and price >= p.take_profit):
-                return s, _trigger(s, price)
-            if s.want:
+            if s.lo < price < s.hi:
+                if not s.want:
+                    return s, []
                 return s, _retry(s)
-            return s, []
-        if s.phase is WAITING:
-            if s.p.buy[0] <= price <= s.p.sell[-1]:
-                return s, _start(s)
+            return s, _trigger(s, price)
+        if s.phase is WAITING and s.p.buy[0] <= price <= s.p.sell[-1]:
+            return s, _start(s)
         return s, []
     if isinstance(ev, Filled):
         return s, _on_fill(s, ev)
@@ -311,6 +315,7 @@ def step(s: GridState, ev: Event) -> tuple[GridState, list[Intent]]:
         old = s.p
         s.p = Params(old.buy, old.sell, old.qty, old.step, old.min_qty, old.base, old.quote, old.market_fee,
                      ev.stop_loss, ev.take_profit, ev.sell_on_trigger)
+        _set_thresholds(s)
         return s, []
     raise TypeError(f"unknown event {ev!r}")
 

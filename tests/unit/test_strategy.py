@@ -1,0 +1,361 @@
+"""The strategy alone (exact transitions) and together with the paper venue (hypothesis invariants)."""
+from collections import deque
+from decimal import Decimal as D
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hs
+
+from gridbot import strategy as st
+from gridbot.errors import OrderRejected
+from gridbot.exchange.base import Market, Side
+from gridbot.exchange.paper import PaperVenue
+from gridbot.grid import price_lines, round_down, tick_levels
+
+TICK = D("0.01")
+
+
+def params(lower=D(90), upper=D(110), levels=4, qty=D(1), geometric=False, **kw) -> st.Params:
+    lv = tick_levels(price_lines(lower, upper, levels, geometric), TICK)
+    return st.Params(lv.buy, lv.sell, qty, D("0.01"), D("0.01"), "SOL", "USDC", **kw)
+
+
+def places(intents):
+    return [i for i in intents if isinstance(i, st.Place)]
+
+
+# ------------------------------------------------------------------ exact transitions
+
+def test_start_buys_base_then_places_buys_below_and_sells_above():
+    s = st.init(params(), D(0))  # lines 90 95 100 105 110
+    s, out = st.step(s, st.Tick(D("101.00")))
+    assert len(out) == 1 and isinstance(out[0], st.Market) and out[0].side is Side.buy
+    assert out[0].qty == D("2.01")  # 2 sells of 1, grossed up for the 0.1% fee, rounded up to the step
+    s, out = st.step(s, st.Filled(out[0].client_id, D("2.01"), D(101), D("0.00201"), "SOL", "m1"))
+    layout = sorted((p.side.value, p.price) for p in places(out))
+    assert layout == [("buy", D(90)), ("buy", D(95)), ("sell", D(105)), ("sell", D(110))]  # 100 stays empty
+    assert s.phase == st.RUNNING
+
+
+def test_enough_base_skips_the_market_buy():
+    s = st.init(params(), D(5))
+    s, out = st.step(s, st.Tick(D(100)))
+    assert len(places(out)) == 4 and not any(isinstance(i, st.Market) for i in out)
+
+
+def test_out_of_range_waits_then_places_when_price_returns():
+    s = st.init(params(), D(5))
+    s, out = st.step(s, st.Tick(D(120)))
+    assert out == [] and s.phase == st.WAITING
+    s, out = st.step(s, st.Tick(D(89)))
+    assert out == []
+    s, out = st.step(s, st.Tick(D(96)))
+    assert {p.price for p in places(out)} == {D(90), D(100), D(105), D(110)}  # 95 nearest, empty
+
+
+def _running(base=D(5), **kw):
+    s = st.init(params(**kw), base)
+    s, out = st.step(s, st.Tick(D(100)))
+    return s, {(p.side, p.price): p for p in places(out)}
+
+
+def test_filled_buy_places_sell_one_level_up_net_of_base_fee():
+    s, orders = _running()
+    buy = orders[(Side.buy, D(95))]
+    s, out = st.step(s, st.Tick(D(95)))
+    s, out = st.step(s, st.Filled(buy.client_id, D(1), D(95), D("0.0008"), "SOL", "t1"))
+    (sell,) = places(out)
+    assert (sell.side, sell.price, sell.qty) == (Side.sell, D(100), D("0.99"))
+    assert sell.gap == buy.gap
+
+
+def test_filled_sell_places_buy_one_level_down_and_profit_counts_pairs_only():
+    s, orders = _running()
+    sell = orders[(Side.sell, D(105))]
+    s, _ = st.step(s, st.Tick(D(105)))
+    s, out = st.step(s, st.Filled(sell.client_id, D(1), D(105), D("0.084"), "USDC", "t1"))
+    (buy,) = places(out)
+    assert (buy.side, buy.price, buy.qty) == (Side.buy, D(100), D(1))
+    assert s.realised == 0 and s.pairs == 0  # the sell was from inventory: not a matched pair
+    s, _ = st.step(s, st.Tick(D(100)))
+    s, out = st.step(s, st.Filled(buy.client_id, D(1), D(100), D(0), "SOL", "t2"))
+    (sell2,) = places(out)
+    assert sell2.price == D(105) and sell2.qty == D(1)
+    s, _ = st.step(s, st.Tick(D(105)))
+    s, out = st.step(s, st.Filled(sell2.client_id, D(1), D(105), D("0.084"), "USDC", "t3"))
+    assert s.pairs == 1 and s.realised == D(5) - D("0.084")
+
+
+def test_matched_pair_profit_includes_base_fee_and_dust_is_carried():
+    s, orders = _running()
+    buy = orders[(Side.buy, D(95))]
+    s, _ = st.step(s, st.Tick(D(95)))
+    s, out = st.step(s, st.Filled(buy.client_id, D(1), D(95), D("0.0008"), "SOL", "t1"))
+    (sell,) = places(out)
+    assert s.dust == D("0.0092")
+    s, _ = st.step(s, st.Tick(D(100)))
+    s, out = st.step(s, st.Filled(sell.client_id, D("0.99"), D(100), D("0.0792"), "USDC", "t2"))
+    # proceeds 99 - 0.0792; cost (0.99 + 0.0008) * 95
+    assert s.realised == D(99) - D("0.0792") - (D("0.9908") * 95)
+    (rebuy,) = places(out)
+    s, _ = st.step(s, st.Tick(D(95)))
+    s, out = st.step(s, st.Filled(rebuy.client_id, D(1), D(95), D("0.0008"), "SOL", "t3"))
+    (sell2,) = places(out)
+    assert sell2.qty == D("1.00")  # the carried dust tops the second sell up to a full step
+
+
+def test_duplicate_trade_ids_are_dropped():
+    s, orders = _running()
+    buy = orders[(Side.buy, D(95))]
+    s, _ = st.step(s, st.Tick(D(95)))
+    fill = st.Filled(buy.client_id, D("0.5"), D(95), D(0), "SOL", "dup")
+    s, out1 = st.step(s, fill)
+    s, out2 = st.step(s, fill)
+    assert out1 == [] and out2 == [] and s.fills == 1 and s.gaps[buy.gap].filled == D("0.5")
+
+
+def test_partial_fills_wait_for_completion():
+    s, orders = _running()
+    buy = orders[(Side.buy, D(95))]
+    s, _ = st.step(s, st.Tick(D(95)))
+    s, out = st.step(s, st.Filled(buy.client_id, D("0.4"), D(95), D(0), "SOL", "a"))
+    assert out == [] and buy.client_id in s.by_cid
+    s, out = st.step(s, st.Filled(buy.client_id, D("0.6"), D(95), D(0), "SOL", "b"))
+    assert [(p.side, p.qty) for p in places(out)] == [(Side.sell, D(1))]
+
+
+def test_flip_onto_a_line_holding_a_live_opposite_order_waits_for_it():
+    s, orders = _running()  # lines 90 95 100 105 110; gap 2 sells at 105, gap 3 at 110
+    s2, s3 = orders[(Side.sell, D(105))], orders[(Side.sell, D(110))]
+    s, _ = st.step(s, st.Tick(D(110)))
+    s, out = st.step(s, st.Filled(s2.client_id, D("0.5"), D(105), D(0), "USDC", "a"))
+    assert out == []
+    s, out = st.step(s, st.Filled(s3.client_id, D(1), D(110), D(0), "USDC", "b"))
+    assert out == [] and s3.gap in s.want  # a buy at 105 would sit on gap 2's live sell
+    s, out = st.step(s, st.Filled(s2.client_id, D("0.5"), D(105), D(0), "USDC", "c"))
+    assert sorted((p.gap, p.side.value, p.price) for p in places(out)) == [(2, "buy", D(100)), (3, "buy", D(105))]
+
+
+def test_rejected_order_is_retried_on_a_later_tick_then_given_up():
+    s, orders = _running()
+    buy = orders[(Side.buy, D(95))]
+    s, out = st.step(s, st.Rejected(buy.client_id, "post-only would cross"))
+    assert out == [] and buy.gap in s.want
+    cid = buy.client_id
+    for _ in range(st.MAX_REJECTS):
+        s, out = st.step(s, st.Tick(D(100)))
+        (again,) = places(out)
+        assert again.price == D(95) and again.client_id != cid
+        cid = again.client_id
+        s, out = st.step(s, st.Rejected(cid, "insufficient funds"))
+    assert s.gaps[buy.gap].side is None and not s.want
+
+
+def test_stop_loss_cancels_everything_and_sells_inventory():
+    s, orders = _running(stop_loss=D(80), sell_on_trigger=True)
+    s, out = st.step(s, st.Tick(D(80)))
+    cancels = [i for i in out if isinstance(i, st.Cancel)]
+    assert {c.client_id for c in cancels} == {p.client_id for p in orders.values()}
+    assert isinstance(out[-1], st.Market) and out[-1].side is Side.sell and out[-1].qty == D(5)
+    assert s.phase == st.STOPPED
+    for c in cancels:
+        s, more = st.step(s, st.Cancelled(c.client_id))
+        assert more == []
+    s, out = st.step(s, st.Tick(D(100)))
+    assert out == [] and not s.by_cid
+
+
+def test_take_profit_cancels_and_keeps_base_when_configured():
+    s, orders = _running(take_profit=D(120))
+    s, out = st.step(s, st.Tick(D(120)))
+    assert all(isinstance(i, st.Cancel) for i in out) and len(out) == 4
+
+
+def test_stop_with_cancel_parks_and_resume_replaces_remaining_qty():
+    s, orders = _running()
+    buy = orders[(Side.buy, D(95))]
+    s, _ = st.step(s, st.Tick(D(95)))
+    s, _ = st.step(s, st.Filled(buy.client_id, D("0.3"), D(95), D(0), "SOL", "p"))
+    s, out = st.step(s, st.Stop(cancel=True))
+    assert len(out) == 4 and s.phase == st.PARKED
+    for c in out:
+        s, more = st.step(s, st.Cancelled(c.client_id))
+        assert more == []
+    s = st.GridState.from_dict(s.to_dict())  # across a restart
+    s, _ = st.step(s, st.Tick(D("96.00")))
+    s, out = st.step(s, st.Resume())
+    again = {(p.side, p.price): p.qty for p in places(out)}
+    assert again[(Side.buy, D(95))] == D("0.7") and len(again) == 4
+
+
+def test_client_ids_are_unique_u32_and_wrap():
+    s = st.init(params(), D(5))
+    s.next_cid = 0xFFFFFFFF - 1
+    s, out = st.step(s, st.Tick(D(100)))
+    ids = [p.client_id for p in places(out)]
+    assert len(set(ids)) == 4 and all(1 <= i <= 0xFFFFFFFF for i in ids)
+
+
+def test_serialization_round_trip_is_lossless():
+    s, orders = _running(stop_loss=D(50))
+    buy = orders[(Side.buy, D(95))]
+    s, _ = st.step(s, st.Tick(D(95)))
+    s, _ = st.step(s, st.Filled(buy.client_id, D(1), D(95), D("0.001"), "SOL", "x"))
+    d = s.to_dict()
+    s2 = st.GridState.from_dict(d)
+    assert s2.to_dict() == d
+    assert (s2.best_buy, s2.best_sell) == (s.best_buy, s.best_sell)
+    assert s2.phase is st.RUNNING
+    import json
+    assert json.loads(json.dumps(d)) == d
+
+
+# ------------------------------------------------------------------ strategy + paper venue
+
+class Sim:
+    """Drives strategy and PaperVenue together the way the runner does (tick first, then fills)."""
+
+    def __init__(self, p: st.Params, start: D, quote: D, maker: D, liquidity) -> None:
+        self.market = Market("SOL_USDC", "SOL", "USDC", TICK, p.step, p.min_qty)
+        self.v = PaperVenue(self.market, {"USDC": quote}, maker, D("0.001"), liquidity_per_tick=liquidity,
+                            clock=lambda: 0)
+        self.init_quote = quote
+        self.v.set_price(start)
+        self.s = st.init(p, D(0))
+        self.rejects: list[str] = []
+        self.fills_seen: list = []
+        self.feed(st.Tick(start))
+
+    def feed(self, ev) -> None:
+        self.s, intents = st.step(self.s, ev)
+        self.run(intents)
+
+    def _fill_events(self, fills) -> list:
+        self.fills_seen += fills
+        return [st.Filled(f.client_id, f.qty, f.price, f.fee, f.fee_asset, f.trade_id) for f in fills]
+
+    def run(self, intents) -> None:
+        q = deque(intents)
+        while q:
+            it = q.popleft()
+            try:
+                if isinstance(it, st.Place):
+                    self.v.place_limit(it.side, it.price, it.qty, it.client_id)
+                elif isinstance(it, st.Market):
+                    self.v.place_market(it.side, it.qty, it.client_id)
+                    for ev in self._fill_events(self.v.fills_since(0)[-1:]):
+                        q.extend(st.step(self.s, ev)[1])
+                else:
+                    self.v.cancel(it.client_id)
+                    q.extend(st.step(self.s, st.Cancelled(it.client_id))[1])
+            except OrderRejected as exc:
+                self.rejects.append(str(exc))
+                q.extend(st.step(self.s, st.Rejected(it.client_id, str(exc)))[1])
+
+    def move(self, price: D) -> None:
+        fills = self.v.set_price(price)
+        self.feed(st.Tick(price))
+        for ev in self._fill_events(fills):
+            self.feed(ev)
+
+    def check(self) -> None:
+        s, v = self.s, self.v
+        bal = v.balances()
+        # 1. nothing appears or vanishes: venue totals + fees collected == start + what the fills moved,
+        #    and the strategy's own books agree with the venue to the last digit
+        buys = [f for f in self.fills_seen if f.side is Side.buy]
+        sells = [f for f in self.fills_seen if f.side is Side.sell]
+        base_flow = sum((f.qty for f in buys), D(0)) - sum((f.qty for f in sells), D(0))
+        quote_flow = sum((f.qty * f.price for f in sells), D(0)) - sum((f.qty * f.price for f in buys), D(0))
+        assert bal["SOL"].total + v.fees_collected["SOL"] == base_flow
+        assert bal["USDC"].total + v.fees_collected["USDC"] == self.init_quote + quote_flow
+        assert s.base_delta == bal["SOL"].total
+        assert s.quote_delta == bal["USDC"].total - self.init_quote
+        # 2. reservations equal what the open orders need
+        opens = v.open_orders()
+        assert bal["USDC"].locked == sum(((o.qty - o.filled_qty) * o.price for o in opens if o.side is Side.buy), D(0))
+        assert bal["SOL"].locked == sum((o.qty - o.filled_qty for o in opens if o.side is Side.sell), D(0))
+        # 3. the strategy's live orders are exactly the venue's open orders
+        live = s.live()
+        assert set(live) == {o.client_id for o in opens}
+        for o in opens:
+            g, side, price, rest = live[o.client_id]
+            assert (side, price, rest) == (o.side, o.price, o.qty - o.filled_qty)
+        # 4. never two live orders on one level (price line), nor two in one slot
+        lines = [g if side is Side.buy else g + 1 for g, side, _, _ in live.values()]
+        assert len(lines) == len(set(lines))
+        assert len({g for g, *_ in live.values()}) == len(live)
+        # 5. every fill's counter-order exists: no slot was dropped, and every slot without a live order
+        #    is waiting for a reason the venue would enforce (post-only side, or its line is taken)
+        if s.phase == st.RUNNING:
+            assert all(gap.side is not None for gap in s.gaps)
+            for g, gap in enumerate(s.gaps):
+                if gap.cid:
+                    continue
+                assert g in s.want
+                if gap.side is Side.buy:
+                    nb = s.gaps[g - 1] if g > 0 else None
+                    assert s.p.buy[g] >= s.price or (nb and nb.cid and nb.side is Side.sell)
+                else:
+                    nb = s.gaps[g + 1] if g + 1 < len(s.gaps) else None
+                    assert s.p.sell[g + 1] <= s.price or (nb and nb.cid and nb.side is Side.buy)
+        elif s.phase == st.STOPPED:
+            assert not opens
+        assert not self.rejects, self.rejects
+
+
+@hs.composite
+def scenarios(draw):
+    lower = draw(hs.decimals(D(20), D(200), places=0))
+    width = draw(hs.decimals(D("0.05"), D("0.6"), places=2))
+    upper = (lower * (1 + width)).quantize(TICK)
+    levels = draw(hs.integers(2, 14))
+    geometric = draw(hs.booleans())
+    qty = draw(hs.sampled_from([D("0.1"), D("0.5"), D("1"), D("2.37")]))
+    maker = draw(hs.sampled_from([D(0), D("0.0008"), D("0.002")]))
+    liquidity = draw(hs.sampled_from([None, None, D("0.05"), D("0.3")]))
+    stops = draw(hs.booleans())
+    start = (lower + (upper - lower) * draw(hs.decimals(D(0), D(1), places=2))).quantize(TICK)
+    moves = draw(hs.lists(hs.floats(-0.04, 0.04), min_size=1, max_size=150))
+    return lower, upper, levels, geometric, qty, maker, liquidity, stops, start, moves
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_invariants_hold_over_random_price_paths(sc):
+    lower, upper, levels, geometric, qty, maker, liquidity, stops, start, moves = sc
+    lv = tick_levels(price_lines(lower, upper, levels, geometric), TICK)
+    p = st.Params(lv.buy, lv.sell, qty, D("0.01"), D("0.01"), "SOL", "USDC",
+                  stop_loss=(lower * D("0.8")).quantize(TICK) if stops else None,
+                  take_profit=(upper * D("1.2")).quantize(TICK) if stops else None, sell_on_trigger=stops)
+    sim = Sim(p, start, quote=qty * upper * (levels + 2) * 3, maker=maker, liquidity=liquidity)
+    sim.check()
+    price = start
+    for r in moves:
+        price = max(TICK, round_down(price * D(1 + r).quantize(D("0.000001")), TICK))
+        sim.move(price)
+        sim.check()
+    # serialization mid-run changes nothing
+    assert st.GridState.from_dict(sim.s.to_dict()).to_dict() == sim.s.to_dict()
+
+
+def test_a_long_volatile_run_makes_matched_pairs():
+    from gridbot.exchange.paper import PriceStream
+
+    lv = tick_levels(price_lines(D(140), D(160), 20), TICK)
+    p = st.Params(lv.buy, lv.sell, D("0.5"), D("0.01"), D("0.01"), "SOL", "USDC")
+    sim = Sim(p, D(150), D(20000), D("0.0008"), D("0.2"))
+    stream = PriceStream(D(150), TICK, seed=11, volatility=0.003, jump_probability=0.01, jump_size=0.02)
+    for _ in range(3000):
+        sim.move(stream.next())
+    sim.check()
+    assert sim.s.pairs > 20 and sim.s.realised > 0
+    total, unpaired = sim.s.pnl(sim.v.last_price)
+    assert total == sim.s.realised + unpaired
+
+
+@pytest.mark.parametrize("event", [st.Tick(D(1)), st.Resume(), st.Stop(cancel=False)])
+def test_events_before_start_do_nothing(event):
+    s = st.init(params(), D(0))
+    s, out = st.step(s, event)
+    assert out == []
