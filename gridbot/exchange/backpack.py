@@ -40,6 +40,10 @@ from . import _sign
 from .base import Balance, Fill, Market, Order, OrderStatus, Side
 
 log = logging.getLogger("gridbot.backpack")
+# httpx logs every request at INFO: a line per poll per bot would flood the journal. Retries and
+# failures are logged here instead. Left alone if someone configured the httpx logger already.
+if logging.getLogger("httpx").level == logging.NOTSET:
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 U32_MAX = 2**32 - 1
 HISTORY_LOOKUP_LIMIT = 1000  # recent orders searched for a clientId that is no longer open (API max)

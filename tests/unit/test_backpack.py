@@ -593,3 +593,69 @@ def test_implements_every_exchange_method_with_the_same_parameters():
         mine = getattr(BackpackExchange, name)
         assert inspect.iscoroutinefunction(mine), name
         assert list(inspect.signature(mine).parameters) == list(inspect.signature(fn).parameters), name
+
+
+# --- the real runner trading through the adapter (same strategy and store as paper) ---------------
+
+def _runner_env(tmp_path: Path, base_url: str, creds: bytes | None) -> dict[str, str]:
+    import os
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "bp1.json").write_text(json.dumps({
+        "exchange": "backpack", "symbol": SYM, "lower_price": "140", "upper_price": "160", "levels": 4,
+        "qty_per_level": "0.1", "backpack": {"base_url": base_url, "poll_interval_s": 0.2}}))
+    run_dir = tmp_path / "run" / "gridbot@bp1.service"
+    run_dir.mkdir(parents=True)
+    if creds is not None:
+        (run_dir / "backpack").write_bytes(creds)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRIDBOT_", "CREDENTIALS_", "STATE_DIR", "NOTIFY"))}
+    env.update(GRIDBOT_CONFIG_DIR=str(tmp_path / "cfg"), GRIDBOT_STATE_DIR=str(tmp_path / "state"),
+               CREDENTIALS_DIRECTORY=str(run_dir), PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    return env
+
+
+def _wait(cond, timeout: float = 20.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_runner_trades_through_the_adapter(fake, tmp_path):
+    import signal
+    import subprocess
+    env = _runner_env(tmp_path, fake.base_url, json.dumps({"api_key": PUB, "api_secret": SECRET}).encode())
+    proc = subprocess.Popen([sys.executable, "-m", "gridbot.runner", "bp1"], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert _wait(lambda: len(fake.venue.open_orders()) >= 4), "grid was not placed"
+        first = {o.client_id: o for o in fake.venue.open_orders()}
+        assert {o.side for o in first.values()} == {Side.buy, Side.sell}
+        assert all(posts(fake)[i]["params"]["postOnly"] is True for i in range(len(posts(fake))))
+        best_buy = max(o.price for o in first.values() if o.side is Side.buy)
+        fills = fake.set_price(best_buy)
+        assert len(fills) == 1
+        # the runner sees the fill through fills_since and places the counter-order one level up
+        assert _wait(lambda: any(o.client_id not in first and o.side is Side.sell
+                                 for o in fake.venue.open_orders())), "no counter-order after the fill"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out
+    assert fake.venue.open_orders() == []  # on_stop=cancel went through the adapter too
+    assert SECRET not in out and PUB not in out
+
+
+def test_runner_without_credentials_refuses_to_start(fake, tmp_path):
+    import subprocess
+    env = _runner_env(tmp_path, fake.base_url, b"none")  # the SetCredential=backpack:none fallback
+    res = subprocess.run([sys.executable, "-m", "gridbot.runner", "bp1"], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 78
+    assert "instance bp1 trades on backpack but has no credentials: run `sudo gridbot credentials set bp1`" in (
+        res.stdout + res.stderr)
+    assert [e for e in fake.log if e.get("authenticated")] == []
