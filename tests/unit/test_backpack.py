@@ -576,7 +576,12 @@ def test_standalone_fake_keeps_state_across_restarts(tmp_path):
         order, fills, price = asyncio.run(check())
         assert order is not None and order.status is OrderStatus.filled
         assert [f.client_id for f in fills] == [77] and price == D(161)
-        httpx.post(url + "/_fault", json={"kind": "429", "count": 1, "path": "/api/v1/capital"})
+        assert httpx.post(url + "/_fault", json={"kind": "429", "count": 1, "path": "/api/v1/ticker",
+                                                 "retry_after": "3"}).json() == {"pending": 1}
+        r = httpx.get(url + "/api/v1/ticker", params={"symbol": SYM})
+        assert r.status_code == 429 and r.headers["Retry-After"] == "3"
+        assert r.json()["code"] == "TOO_MANY_REQUESTS"
+        assert httpx.get(url + "/api/v1/ticker", params={"symbol": SYM}).json()["lastPrice"] == "161"
         assert httpx.get(url + "/_state").json()["price"] == "161"
     finally:
         proc.terminate()
