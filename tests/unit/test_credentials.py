@@ -86,13 +86,30 @@ def test_store_rejects_bad_names_and_mismatched_pairs(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_store_without_permission_is_permission_denied(tmp_path):
-    if os.geteuid() == 0:
-        pytest.skip("root ignores directory permissions")
-    d = tmp_path / "c"
-    d.mkdir(mode=0o500)
-    with pytest.raises(PermissionDenied, match="sudo gridbot credentials set alpha"):
-        cr.store_keys("alpha", KEY, SECRET, d, systemd_creds=NO_CREDS)
+def test_store_without_permission_is_permission_denied():
+    import sys
+    import tempfile
+    top = Path(tempfile.mkdtemp(prefix="gridbot-perm-"))  # not under root's 0700 pytest dir
+    try:
+        os.chmod(top, 0o755)
+        d = top / "c"
+        d.mkdir(mode=0o500)
+        os.chmod(d, 0o500)
+        code = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})\n"
+                "from pathlib import Path\nfrom gridbot import credentials as cr\n"
+                "from gridbot.errors import PermissionDenied\n"
+                "try:\n"
+                f"    cr.store_keys('alpha', {KEY!r}, {SECRET!r}, Path({str(d)!r}), systemd_creds=None)\n"
+                "except PermissionDenied as e:\n    print('DENIED', e)\n")
+        drop = (lambda: (os.setgid(65534), os.setuid(65534))) if os.geteuid() == 0 else None
+        res = subprocess.run([sys.executable, "-"], input=code, preexec_fn=drop, capture_output=True, text=True,
+                             timeout=60)  # test keys on stdin: argv is world-readable
+        assert res.stdout.startswith("DENIED cannot write credentials in"), res.stdout + res.stderr
+        assert "sudo gridbot credentials set alpha" in res.stdout
+        assert os.listdir(d) == []
+    finally:
+        os.chmod(top / "c", 0o700)
+        shutil.rmtree(top)
 
 
 def test_remove(tmp_path):
