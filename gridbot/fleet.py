@@ -135,7 +135,55 @@ def install_config(ctx: Context, path: Path, force: bool = False) -> str:
 
 
 def has_live_dropin(ctx: Context, name: str) -> bool:
-    return (ctx.unit_dir / f"{unit_name(name)}.d" / LIVE_DROPIN).exists()
+    return _dropin_path(ctx, name).exists()
+
+
+def _dropin_path(ctx: Context, name: str) -> Path:
+    return ctx.unit_dir / f"{unit_name(name)}.d" / LIVE_DROPIN
+
+
+def set_credentials(ctx: Context, name: str, api_key: str, api_secret: str) -> Path:
+    """Store the keys root-only (encrypted where the host can), then give the instance a drop-in
+    that loads them and lifts the template's loopback-only network rule. Nothing else changes."""
+    from . import credentials
+
+    if ctx.user:
+        raise UsageError("credentials are system-wide only: use sudo without --user")
+    check_name(name)
+    stored = credentials.store_keys(name, api_key, api_secret)
+    directive = credentials.credential_directive(name)
+    dropin = _dropin_path(ctx, name)
+    text = (f"# written by `gridbot credentials set {name}`: a live instance may reach its exchange\n"
+            f"# (the template allows loopback only) and gets its API keys as a systemd credential.\n"
+            f"[Service]\nIPAddressDeny=\n{directive}\n")
+    try:
+        dropin.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dropin.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dropin)
+    except PermissionError:
+        raise UsageError(f"cannot write {dropin}: permission denied (use sudo)") from None
+    with ctx.manager() as m:
+        m.reload()
+    return stored
+
+
+def remove_credentials(ctx: Context, name: str) -> bool:
+    from . import credentials
+
+    check_name(name)
+    removed = credentials.remove_keys(name)
+    dropin = _dropin_path(ctx, name)
+    if dropin.exists():
+        try:
+            dropin.unlink()
+        except PermissionError:
+            raise UsageError(f"cannot remove {dropin}: permission denied (use sudo)") from None
+        removed = True
+        with ctx.manager() as m:
+            m.reload()
+    return removed
 
 
 def check_credentials(ctx: Context, configs: dict[str, "GridConfig"]) -> None:

@@ -203,6 +203,10 @@ class Manager:
         self._call(b"Reload")
         return [(_text(a), _text(b), _text(c)) for a, b, c in changes]
 
+    def reload(self) -> None:
+        """daemon-reload: synchronous; picks up new or changed unit files and drop-ins."""
+        self._call(b"Reload")
+
     def template_loaded(self) -> bool:
         rows = self._call(b"ListUnitFilesByPatterns", b"asas", [], [f"{PREFIX}{SUFFIX}".encode()])
         return bool(rows)

@@ -403,6 +403,25 @@ def run(name: str = typer.Argument(..., help="instance name")) -> None:
     raise typer.Exit(run_main(fleet.resolve(CTX, [name])[0]))
 
 
+@credentials_app.command("set")
+def credentials_set(name: str = typer.Argument(..., autocompletion=_complete_names)) -> None:
+    """Store NAME's API key and secret (from a pipe: JSON or two lines; else a no-echo prompt)."""
+    from .. import credentials
+
+    n = fleet.resolve(CTX, [name])[0]
+    key, secret = credentials.read_keys()
+    stored = fleet.set_credentials(CTX, n, key, secret)
+    kind = "encrypted with systemd-creds" if credentials.is_encrypted(stored) else "plain, root-only 0600 (systemd-creds unavailable)"
+    print(f"{n}: credentials stored in {stored} ({kind}); restart the instance to use them")
+
+
+@credentials_app.command("rm")
+def credentials_rm(name: str = typer.Argument(..., autocompletion=_complete_names)) -> None:
+    """Delete NAME's stored API keys and its live drop-in."""
+    n = fleet.resolve(CTX, [name])[0]
+    print(f"{n}: credentials removed" if fleet.remove_credentials(CTX, n) else f"{n}: had no credentials")
+
+
 @app.command()
 def schema() -> None:
     """Print the config JSON Schema (for editors)."""
