@@ -282,6 +282,8 @@ class Bot:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._request_stop, sig)
         loop.add_signal_handler(signal.SIGHUP, self._request_reload)
+        for sig in _early_signals:  # arrived while we were still loading
+            self._request_stop(sig)
         if self.notifier.watchdog_interval:
             self.loop_timeout = min(self.loop_timeout, self.notifier.watchdog_interval)
         server = None
@@ -426,8 +428,15 @@ async def _amain(name: str, cfg: GridConfig, state_dir: Path, cfg_dir: Path) -> 
         store.close()
 
 
+_early_signals: list[int] = []
+
+
 def main(name: str) -> int:
     """Run instance ``name`` until SIGTERM; return the process exit code."""
+    # until the loop owns the signals: remember a stop, ignore a reload (the config is read fresh anyway)
+    signal.signal(signal.SIGTERM, lambda sig, _: _early_signals.append(sig))
+    signal.signal(signal.SIGINT, lambda sig, _: _early_signals.append(sig))
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     setup_logging(logging.DEBUG if os.environ.get("GRIDBOT_DEBUG") else logging.INFO)
     cfg_dir = config_dir()
     try:

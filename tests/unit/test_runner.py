@@ -1,0 +1,297 @@
+"""The real bot process (``python -m gridbot.runner NAME``) against a fake systemd notify socket."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from gridbot.notify import JournalFormatter, Notifier
+
+ROOT = Path(__file__).resolve().parents[2]
+PY = sys.executable
+
+
+def paper_config(**over) -> dict:
+    cfg = {
+        "$schema": "https://gridbot.invalid/schema/config.json",
+        "exchange": "paper", "symbol": "SOL_USDC", "lower_price": "140", "upper_price": "160", "levels": 10,
+        "qty_per_level": "0.5", "on_stop": "cancel",
+        "paper": {"seed": 3, "price": {"start_price": "150", "volatility": 0.004, "interval_s": 0.02}},
+    }
+    cfg.update(over)
+    return cfg
+
+
+class BotProc:
+    """One bot subprocess with its own config dir, state dir and notify socket."""
+
+    def __init__(self, tmp: Path, name: str = "bot1", cfg: dict | None = None, watchdog_usec: int = 0) -> None:
+        self.tmp, self.name = tmp, name
+        self.cfg_dir, self.state_dir = tmp / "cfg", tmp / "state"
+        self.cfg_dir.mkdir(exist_ok=True)
+        if cfg is not None:
+            self.write_config(cfg)
+        self.sock_path = str(tmp / "notify.sock")
+        if os.path.exists(self.sock_path):
+            os.unlink(self.sock_path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.sock_path)
+        self.sock.settimeout(0.1)
+        self.messages: list[str] = []
+        self.watchdog_usec = watchdog_usec
+        self.proc: subprocess.Popen | None = None
+
+    def write_config(self, cfg) -> None:
+        text = cfg if isinstance(cfg, str) else json.dumps(cfg)
+        (self.cfg_dir / f"{self.name}.json").write_text(text)
+
+    def start(self, *extra: str) -> "BotProc":
+        env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "STATE_DIRECTORY")}
+        env.update(GRIDBOT_CONFIG_DIR=str(self.cfg_dir), STATE_DIRECTORY=str(self.state_dir),
+                   NOTIFY_SOCKET=self.sock_path, PYTHONUNBUFFERED="1")
+        self.messages = []
+        if self.watchdog_usec:
+            env["WATCHDOG_USEC"] = str(self.watchdog_usec)
+        self.stderr = open(self.tmp / "stderr.log", "ab")
+        self.proc = subprocess.Popen([PY, *extra, "-m", "gridbot.runner", self.name], cwd=ROOT, env=env,
+                                     stdout=subprocess.DEVNULL, stderr=self.stderr)
+        return self
+
+    def drain(self) -> None:
+        while True:
+            try:
+                self.messages.append(self.sock.recv(65536).decode())
+            except (socket.timeout, BlockingIOError):
+                return
+
+    def wait_for(self, needle: str, timeout: float = 15.0) -> str:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            self.drain()
+            for m in self.messages:
+                if needle in m:
+                    return m
+            if self.proc is not None and self.proc.poll() is not None:
+                break
+        raise AssertionError(f"{needle!r} not received; got {self.messages[-5:]}; stderr:\n{self.log()[-2000:]}")
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 15.0) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout)
+        self.stderr.close()
+        return rc
+
+    def log(self) -> str:
+        return (self.tmp / "stderr.log").read_text(errors="replace")
+
+    def db(self) -> sqlite3.Connection:
+        return sqlite3.connect(str(self.state_dir / "gridbot.sqlite"))
+
+    def kv(self, key: str):
+        row = self.db().execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.sock.close()
+
+
+@pytest.fixture
+def bot(tmp_path):
+    procs: list[BotProc] = []
+
+    def make(**kw) -> BotProc:
+        b = BotProc(tmp_path, **kw)
+        procs.append(b)
+        return b
+
+    yield make
+    for b in procs:
+        b.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ready_status_watchdog_and_sigterm_cancels(bot):
+    b = bot(cfg=paper_config(), watchdog_usec=400_000).start()
+    ready = b.wait_for("READY=1")
+    assert "STATUS=" in ready and "open orders" in ready
+    assert "10 open orders" in ready  # 10 levels: 5 buys, 5 sells, one line empty
+    b.wait_for("WATCHDOG=1")
+    time.sleep(0.6)
+    b.drain()
+    pings = [m for m in b.messages if "WATCHDOG=1" in m]
+    assert len(pings) >= 2
+    assert b.stop() == 0
+    b.drain()
+    assert any("STOPPING=1" in m for m in b.messages)
+    venue = b.kv("paper")["venue"]
+    assert venue["book"] == []  # on_stop=cancel: nothing left resting
+    assert b.kv("strategy")["phase"] == "parked"
+    log = b.log()
+    assert all(line[:3] in {"<3>", "<4>", "<6>", "<7>"} for line in log.splitlines()), log
+    assert "on_stop=cancel" in log
+
+
+def test_restart_continues_and_on_stop_keep_leaves_orders(bot):
+    b = bot(cfg=paper_config(on_stop="keep")).start()
+    b.wait_for("READY=1")
+    time.sleep(1.0)
+    assert b.stop() == 0
+    first = b.kv("paper")["venue"]
+    assert len(first["book"]) == 10  # on_stop=keep
+    fills1 = b.db().execute("SELECT count(*) FROM fills").fetchone()[0]
+    markets1 = b.db().execute("SELECT count(*) FROM orders WHERE kind='market'").fetchone()[0]
+    b.messages.clear()
+    b.start()
+    b.wait_for("READY=1")
+    time.sleep(1.0)
+    assert b.stop() == 0
+    db = b.db()
+    assert db.execute("SELECT count(*) FROM orders WHERE kind='market'").fetchone()[0] == markets1 == 1
+    assert db.execute("SELECT count(*) FROM fills").fetchone()[0] >= fills1
+    venue = b.kv("paper")["venue"]
+    assert venue["seq"][1] >= first["seq"][1]  # the venue continued, not reset
+    open_ids = [c for _, _, c in venue["book"]]
+    assert len(open_ids) == len(set(open_ids)) == 10
+
+
+def test_bad_config_exits_78_with_one_clear_line(bot):
+    b = bot(cfg=paper_config(lower_price="170")).start()
+    assert b.proc.wait(15) == 78
+    b.stderr.close()
+    lines = b.log().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("<3>")
+    assert "lower_price" in lines[0] and "bot1.json" in lines[0]
+
+
+def test_missing_config_and_unusable_grid_exit_78(bot, tmp_path):
+    b = bot(name="nothing").start()
+    assert b.proc.wait(15) == 78
+    b.stderr.close()
+    assert "no such config file" in b.log()
+    (tmp_path / "stderr.log").unlink()
+    c = bot(name="tiny", cfg=paper_config(qty_per_level="0.001")).start()
+    assert c.proc.wait(15) == 78
+    c.stderr.close()
+    assert "below the market minimum" in c.log()
+
+
+def test_status_port_serves_health_metrics_and_json(bot):
+    port = _free_port()
+    b = bot(cfg=paper_config(web_port=port)).start()
+    b.wait_for("READY=1")
+    base = f"http://127.0.0.1:{port}"
+    assert urllib.request.urlopen(base + "/healthz", timeout=5).status == 200
+    metrics = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
+    for name in ("gridbot_price{", "gridbot_open_orders{", "gridbot_fills_total{", "gridbot_realised_profit{",
+                 'gridbot_balance{instance="bot1",symbol="SOL_USDC",asset="USDC",kind="locked"}',
+                 "gridbot_last_loop_timestamp_seconds{"):
+        assert name in metrics, metrics
+    status = json.loads(urllib.request.urlopen(base + "/api/status", timeout=5).read())
+    assert status["instance"] == "bot1" and status["open_orders"] == 10 and status["healthy"] is True
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(base + "/nope", timeout=5)
+    assert exc.value.code == 404
+    with socket.create_connection(("127.0.0.1", port)) as s:  # loopback only; closed without a request: no crash
+        pass
+    assert b.stop() == 0
+
+
+def test_sighup_keeps_old_config_when_invalid_and_applies_thresholds(bot):
+    b = bot(cfg=paper_config()).start()
+    b.wait_for("READY=1")
+    b.write_config("{ not json")
+    b.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.8)
+    b.write_config(paper_config(stop_loss="120", levels=12))
+    b.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.8)
+    assert b.proc.poll() is None
+    assert b.stop() == 0
+    log = b.log()
+    assert "<4>reload: keeping the running config" in log and "malformed JSON" in log
+    assert "<4>reload: levels changed; restart the instance" in log
+    assert b.kv("strategy")["params"]["stop_loss"] == "120"
+    assert len(b.kv("strategy")["gaps"]) == 10  # grid unchanged until restart
+
+
+def test_changed_grid_is_applied_on_restart(bot):
+    b = bot(cfg=paper_config(on_stop="keep")).start()
+    b.wait_for("READY=1")
+    assert b.stop() == 0
+    b.write_config(paper_config(levels=6, on_stop="keep"))
+    b.start()
+    b.wait_for("READY=1")
+    assert b.stop() == 0
+    assert "grid parameters changed since the last run" in b.log()
+    assert len(b.kv("strategy")["gaps"]) == 6
+    assert len(b.kv("paper")["venue"]["book"]) == 6  # old grid's orders cancelled, not left behind
+
+
+def test_paper_bot_imports_no_cli_http_or_tls_modules(bot):
+    b = bot(cfg=paper_config()).start("-X", "importtime")
+    b.wait_for("READY=1")
+    maps = Path(f"/proc/{b.proc.pid}/maps").read_text()
+    assert "libssl" not in maps and "libcrypto" not in maps  # OpenSSL never loaded (ssl, _hashlib blocked)
+    assert b.stop() == 0
+    imported = {line.split("|")[-1].strip() for line in b.log().splitlines() if line.startswith("import time:")}
+    for banned in ("typer", "rich", "pystemd", "httpx", "cryptography"):
+        assert banned not in imported, banned
+    assert "pydantic" in imported and "sqlite3" in imported  # the check is actually looking
+
+
+def test_notifier_abstract_socket_and_watchdog_interval(monkeypatch):
+    rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    name = f"gridbot-test-{os.getpid()}"
+    rx.bind("\0" + name)
+    rx.settimeout(2)
+    monkeypatch.setenv("WATCHDOG_USEC", "30000000")
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    n = Notifier("@" + name)
+    assert n.watchdog_interval == 15.0
+    assert n.ready("up\nand running")
+    assert rx.recv(1024) == b"READY=1\nSTATUS=up and running"
+    rx.close()
+    assert Notifier("").send(READY="1") is False
+    monkeypatch.setenv("WATCHDOG_PID", "1")
+    assert Notifier("@x").watchdog_interval is None  # watchdog meant for another process
+
+
+def test_journal_formatter_prefixes_every_line():
+    buf = io.StringIO()
+    h = logging.StreamHandler(buf)
+    h.setFormatter(JournalFormatter("%(message)s"))
+    lg = logging.getLogger("t-journal")
+    lg.addHandler(h)
+    lg.setLevel(logging.DEBUG)
+    lg.propagate = False
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        lg.exception("failed\nsecond line")
+    lg.warning("w")
+    lg.debug("d")
+    lines = buf.getvalue().splitlines()
+    assert lines[0] == "<3>failed" and lines[1] == "<3>second line"
+    assert any(line.startswith("<3>Traceback") for line in lines)
+    assert all(line.startswith("<3>") for line in lines[:-2])
+    assert lines[-2:] == ["<4>w", "<7>d"]
