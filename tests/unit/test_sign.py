@@ -118,3 +118,24 @@ def test_window_bounds():
     key = _sign.load_private_key(SEED)
     with pytest.raises(ValueError):
         _sign.signed_headers("PUB", key, "balanceQuery", None, TS, 60001)
+
+
+# two independent implementations (the adapter's and the fake server's) agree on any params
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fake_backpack import expected_string  # noqa: E402
+
+_keys = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=12)
+_vals = st.one_of(st.booleans(), st.integers(0, 2**32 - 1),
+                  st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789.", min_size=1, max_size=12))
+
+
+@given(st.dictionaries(_keys, _vals, max_size=8), st.integers(0, 2**45), st.integers(1, 60000))
+def test_signing_string_matches_the_fake_servers(params, ts, window):
+    mine = _sign.signing_string("orderExecute", params, ts, window)
+    assert mine == expected_string("orderExecute", params, str(ts), str(window))
+    assert mine.startswith("instruction=orderExecute&") and mine.endswith(f"&timestamp={ts}&window={window}")
