@@ -25,9 +25,14 @@ def wheels() -> Path:
 
 
 @pytest.fixture(scope="session")
-def box(wheels):
-    """Failing to boot is a test failure (never a skip): CI must prove the real-systemd path."""
-    b = sdbox.Box().boot()
+def box(wheels, tmp_path_factory):
+    """Failing to boot is a test failure (never a skip): CI must prove the real-systemd path.
+
+    /var/lib/systemd sits on a real disk, as on a host: systemd-creds refuses to create its host
+    key on the container's tmpfs, and live instances' keys are encrypted with it.
+    """
+    varlib = tmp_path_factory.mktemp("var-lib-systemd")
+    b = sdbox.Box(binds=[(str(varlib), "/var/lib/systemd")]).boot()
     try:
         b.install(wheels)
         b.sh("useradd -m -G gridbot-ops op && useradd -m outsider", check=True)
