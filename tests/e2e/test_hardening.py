@@ -7,6 +7,7 @@ the IP allow list (live only), RootDirectory= and ProtectClock's implicit char-r
 """
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -23,17 +24,26 @@ def exposure(box, unit: str) -> tuple[float, str]:
     return float(m.group(1)), "\n".join(ln.rstrip() for ln in out.splitlines() if ln.startswith("✗"))
 
 
-def make_live(box, name: str) -> None:
-    """What `gridbot credentials set NAME` leaves behind: a key file and the live drop-in."""
-    box.put(f"/etc/gridbot/credentials/{name}.cred", "test-key-not-real\n", mode="0600")
-    box.put(f"/etc/systemd/system/gridbot@{name}.service.d/50-live.conf",
-            f"[Service]\nIPAddressDeny=\nLoadCredential=backpack:/etc/gridbot/credentials/{name}.cred\n")
-    box.run(["systemctl", "daemon-reload"], check=True)
+def make_live(box, name: str) -> str:
+    """`gridbot credentials set NAME`, as an operator runs it: stores a (throw-away) key pair as a
+    systemd credential and writes the live drop-in. Returns the drop-in's text."""
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PrivateFormat, PublicFormat, NoEncryption
+
+    k = Ed25519PrivateKey.generate()
+    secret = base64.b64encode(k.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())).decode()
+    public = base64.b64encode(k.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+    r = box.gridbot("credentials", "set", name, input=json.dumps({"api_key": public, "api_secret": secret}))
+    assert r.returncode == 0, r.stderr
+    text = box.run(["cat", f"/etc/systemd/system/gridbot@{name}.service.d/50-live.conf"], check=True).stdout
+    assert "IPAddressDeny=\n" in text and re.search(r"^LoadCredential(Encrypted)?=backpack:", text, re.M), text
+    return text
 
 
 def drop_live(box, name: str) -> None:
-    box.sh(f"rm -rf /etc/systemd/system/gridbot@{name}.service.d /etc/gridbot/credentials/{name}.cred; "
-           "systemctl daemon-reload")
+    box.gridbot("credentials", "rm", name)
 
 
 def ready(box, name: str, timeout: float = 30) -> dict:
