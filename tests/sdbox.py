@@ -64,7 +64,7 @@ class Box:
         CACHE.mkdir(exist_ok=True)
         cmd = ["systemd-nspawn", "--directory=/", "--volatile=yes", "--register=no", "--keep-unit",
                "-M", self.name, f"--bind-ro={ROOT}", "--overlay=/usr/local::/usr/local",
-               "--bind-ro=/etc/alternatives"]
+               "--bind-ro=/etc/alternatives", "--bind-ro=/etc/pam.d", "--bind-ro=/etc/security"]
         pyhome = Path(sys.base_prefix)
         if not str(pyhome).startswith("/usr"):
             cmd.append(f"--bind-ro={pyhome}")
@@ -135,8 +135,9 @@ class Box:
     def run(self, cmd: Union[Sequence[str], str], user: Optional[str] = None, timeout: float = 120,
             input: Optional[str] = None, check: bool = False, env: Optional[dict] = None) -> subprocess.CompletedProcess:
         argv = ["bash", "-c", cmd] if isinstance(cmd, str) else list(cmd)
-        if user:
-            argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--"] + argv
+        if user:  # setpriv wants numeric ids for the group
+            argv = ["bash", "-c", 'exec setpriv --reuid="$(id -u "$0")" --regid="$(id -g "$0")" --init-groups -- "$@"',
+                    user] + argv
         full = ["nsenter", "-t", str(self.leader), "-a", "env", "-i"] + [f"{k}={v}" for k, v in {**ENV, **(env or {})}.items()] + argv
         res = subprocess.run(full, capture_output=True, text=True, timeout=timeout, input=input,
                              stdin=None if input is not None else subprocess.DEVNULL)
