@@ -158,6 +158,12 @@ class Bot:
                 if isinstance(it, st.Cancel):
                     queue.extend(await self._settle(it.client_id))
                     continue
+                o = await self.ex.get_order(self.symbol, it.client_id)
+                if o is not None and o.side is it.side and o.qty == it.qty:  # a retry of a call that got through
+                    log.info("order %s already on the venue; adopted", it.client_id)
+                    self.store.set_status(it.client_id, OPEN if o.status.value == "open" else o.status.value)
+                    queue.extend(await self.poll_fills())
+                    continue
                 log.warning("order %s rejected: %s", it.client_id, exc)
                 self.store.set_status(it.client_id, REJECTED, note=str(exc)[:200])
                 queue.extend(self.apply([st.Rejected(it.client_id, str(exc))]))
@@ -223,8 +229,9 @@ class Bot:
     async def reconcile(self) -> None:
         """Make the store and strategy agree with the venue after a restart or an exchange error."""
         assert self.state is not None
+        pending_rows = self.store.orders(PENDING)  # before polling fills: those may add fresh intents
         todo = await self.poll_fills()  # fills that happened while we were down
-        for row in self.store.orders(PENDING):
+        for row in pending_rows:
             o = await self.ex.get_order(self.symbol, row.client_id)
             if o is None:  # the call never reached the venue: send it now, same client id
                 log.info("order %s was not placed before the restart; placing it now", row.client_id)
@@ -234,8 +241,10 @@ class Bot:
                     todo.append(st.Place(row.client_id, st.Side(row.side), row.price, row.qty,  # type: ignore[arg-type]
                                          row.gap if row.gap is not None else -1))
             elif o.status.value == "open":
+                log.info("order %s reached the venue before the restart; adopted", row.client_id)
                 self.store.set_status(row.client_id, OPEN)
             elif o.status.value == "filled":
+                log.info("order %s filled while we were down; adopted", row.client_id)
                 self.store.set_status(row.client_id, FILLED, o.filled_qty)
             else:
                 self.store.set_status(row.client_id, CANCELLED)
@@ -421,7 +430,10 @@ async def _amain(name: str, cfg: GridConfig, state_dir: Path, cfg_dir: Path) -> 
 
     store = Store.open(state_dir)
     try:
-        ex = open_exchange(cfg, state_dir, saved=store.get("paper"), save=lambda d: store.put("paper", d))
+        # GRIDBOT_PAPER_LATENCY_MS: simulated round trip of paper calls (realism; crash tests use it)
+        latency = float(os.environ.get("GRIDBOT_PAPER_LATENCY_MS", "0") or 0) / 1000
+        ex = open_exchange(cfg, state_dir, saved=store.get("paper"), save=lambda d: store.put("paper", d),
+                           latency_s=latency)
         bot = Bot(name, cfg, store, ex, Notifier(), cfg_dir)
         return await bot.run()
     finally:

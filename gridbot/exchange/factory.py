@@ -16,7 +16,7 @@ def paper_market(cfg: GridConfig) -> Market:
 
 def open_exchange(cfg: GridConfig, state_dir: Path, *, saved: Optional[dict[str, Any]] = None,
                   save: Optional[Callable[[dict[str, Any]], None]] = None,
-                  liquidity_per_tick: Optional[Decimal] = None) -> Exchange:
+                  liquidity_per_tick: Optional[Decimal] = None, latency_s: float = 0.0) -> Exchange:
     """"paper" -> PaperExchange (restored from ``saved``, persisted via ``save``); "backpack" -> live.
 
     ``state_dir`` resolves a relative ``paper.price.csv`` path, so an instance can ship its own replay.
@@ -33,7 +33,8 @@ def open_exchange(cfg: GridConfig, state_dir: Path, *, saved: Optional[dict[str,
                              jump_probability=pm.jump_probability, jump_size=pm.jump_size, prices=prices)
         balances = {cfg.base_asset: p.initial_base, cfg.quote_asset: p.initial_quote}
         return PaperExchange.create(paper_market(cfg), balances, cfg.fee_rate, p.taker_fee, stream, pm.interval_s,
-                                    saved=saved, save=save, liquidity_per_tick=liquidity_per_tick)
+                                    saved=saved, save=save, liquidity_per_tick=liquidity_per_tick,
+                                    latency_s=latency_s)
     if cfg.exchange == "backpack":
         from ..credentials import load_keys  # type: ignore[import-not-found]
         from .backpack import BackpackExchange  # type: ignore[import-not-found]

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, Optional
 from ..errors import ExchangeError, OrderRejected
 from .base import Balance, Fill, Market, Order, OrderStatus, Side
 
-KEEP_FILLS = 2000  # fills kept for fills_since(); a bot reads them within seconds
+KEEP_FILLS = 500  # fills kept for fills_since(); a bot reads them within seconds (snapshot stays small)
 KEEP_CLOSED = 2000  # closed orders kept for get_order() on reconcile
 
 
@@ -354,8 +354,10 @@ class PaperExchange:
     """
 
     def __init__(self, venue: PaperVenue, stream: PriceStream, interval_s: float,
-                 save: Optional[Callable[[dict[str, Any]], None]] = None, save_every_s: float = 30.0) -> None:
+                 save: Optional[Callable[[dict[str, Any]], None]] = None, save_every_s: float = 30.0,
+                 latency_s: float = 0.0) -> None:
         self.venue, self.stream, self.interval_s = venue, stream, interval_s
+        self.latency_s = latency_s  # simulated network round trip, half before and half after the venue acts
         self._save = save
         self._save_every = save_every_s
         self._last_save = time.monotonic()
@@ -367,14 +369,14 @@ class PaperExchange:
     def create(cls, market: Market, balances: dict[str, Decimal], maker_fee: Decimal, taker_fee: Decimal,
                stream: PriceStream, interval_s: float, saved: Optional[dict[str, Any]] = None,
                save: Optional[Callable[[dict[str, Any]], None]] = None,
-               liquidity_per_tick: Optional[Decimal] = None) -> "PaperExchange":
+               liquidity_per_tick: Optional[Decimal] = None, latency_s: float = 0.0) -> "PaperExchange":
         """A fresh venue, or the saved one (with its stream position) if there is one."""
         if saved:
             venue = PaperVenue.from_dict(saved["venue"])
             stream.n, stream.price = saved["stream"][0], Decimal(saved["stream"][1])
         else:
             venue = PaperVenue(market, balances, maker_fee, taker_fee, liquidity_per_tick=liquidity_per_tick)
-        ex = cls(venue, stream, interval_s, save)
+        ex = cls(venue, stream, interval_s, save, latency_s=latency_s)
         if not saved:
             ex.persist()
         return ex
@@ -387,46 +389,52 @@ class PaperExchange:
             self._save(self.snapshot())
         self._last_save = time.monotonic()
 
-    def _symbol(self, symbol: str) -> None:
-        if symbol != self.venue.market.symbol:
+    async def _leg(self, symbol: Optional[str] = None) -> None:
+        """Half a simulated round trip; a crash in the second half is "venue acted, bot never heard"."""
+        if symbol is not None and symbol != self.venue.market.symbol:
             raise ExchangeError(f"paper venue trades {self.venue.market.symbol}, not {symbol}")
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s / 2)
 
     async def market(self, symbol: str) -> Market:
-        self._symbol(symbol)
+        await self._leg(symbol)
         return self.venue.market
 
     async def last_price(self, symbol: str) -> Decimal:
-        self._symbol(symbol)
+        await self._leg(symbol)
         return self.venue.last_price  # type: ignore[return-value]
 
     async def place_limit(self, symbol: str, side: Side, price: Decimal, qty: Decimal,
                           client_id: int, post_only: bool = True) -> Order:
-        self._symbol(symbol)
+        await self._leg(symbol)
         o = self.venue.place_limit(side, price, qty, client_id, post_only)
         self.persist()
+        await self._leg()
         return o
 
     async def place_market(self, symbol: str, side: Side, qty: Decimal, client_id: int) -> Order:
-        self._symbol(symbol)
+        await self._leg(symbol)
         o = self.venue.place_market(side, qty, client_id)
         self.persist()
+        await self._leg()
         return o
 
     async def cancel(self, symbol: str, client_id: int) -> None:
-        self._symbol(symbol)
+        await self._leg(symbol)
         self.venue.cancel(client_id)
         self.persist()
+        await self._leg()
 
     async def get_order(self, symbol: str, client_id: int) -> Optional[Order]:
-        self._symbol(symbol)
+        await self._leg(symbol)
         return self.venue.get_order(client_id)
 
     async def open_orders(self, symbol: str) -> list[Order]:
-        self._symbol(symbol)
+        await self._leg(symbol)
         return self.venue.open_orders()
 
     async def fills_since(self, symbol: str, since_ms: int) -> list[Fill]:
-        self._symbol(symbol)
+        await self._leg(symbol)
         return self.venue.fills_since(since_ms)
 
     async def balances(self) -> dict[str, Balance]:
