@@ -319,15 +319,16 @@ class Bot:
                 if not tick.done():
                     tick.cancel()
                     break
-                tick.result()
                 if self._reload_requested:
                     self._reload_requested = False
                     self.reload()
                 try:
+                    tick.result()
                     await self.cycle()
-                except ExchangeError as exc:
+                except ExchangeError as exc:  # the venue is down or refusing: keep the loop (and watchdog) alive
                     log.error("exchange error: %s; retrying", exc)
                     self.need_reconcile = True
+                    await asyncio.wait((waiter,), timeout=1.0)
                 self.heartbeat()
         finally:
             waiter.cancel()
