@@ -121,8 +121,9 @@ class Bot:
                 self.state, intents = st.step(self.state, ev)
                 if not isinstance(ev, st.Tick) or intents:
                     changed = True
-                if self.state.note != note:
-                    log.info("%s", self.state.note)
+                if self.state.note != note:  # stop-loss/take-profit and given-up levels deserve a warning
+                    bad = self.state.phase == st.STOPPED or "given up" in self.state.note or "dropped" in self.state.note
+                    log.log(logging.WARNING if bad else logging.INFO, "%s", self.state.note)
                 for it in intents:
                     if isinstance(it, st.Place):
                         self.store.add_intent(it.client_id, "limit", it.side.value, it.price, it.qty, it.gap)

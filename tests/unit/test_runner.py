@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
@@ -172,6 +173,21 @@ def test_restart_continues_and_on_stop_keep_leaves_orders(bot):
     assert venue["seq"][1] >= first["seq"][1]  # the venue continued, not reset
     open_ids = [c for _, _, c in venue["book"]]
     assert len(open_ids) == len(set(open_ids)) == 10
+
+
+def test_stop_loss_cancels_the_grid_and_sells_at_market(bot):
+    cfg = paper_config(lower_price="148", upper_price="152", levels=4, stop_loss="147.5", take_profit="152.5",
+                       on_trigger="sell", fee_rate="0.0005")
+    cfg["paper"] = {"seed": 5, "price": {"start_price": "150", "volatility": 0.003, "interval_s": 0.01}}
+    b = bot(cfg=cfg).start()
+    b.wait_for("READY=1")
+    b.wait_for("| stopped")
+    assert b.stop() == 0
+    venue = b.kv("paper")["venue"]
+    assert venue["book"] == [] and D(venue["avail"]["SOL"]) < D("0.01")  # everything sold, dust only
+    assert "<4>stop-loss at" in b.log() or "<4>take-profit at" in b.log()
+    closes = b.db().execute("SELECT count(*) FROM orders WHERE kind='market' AND side='sell'").fetchone()[0]
+    assert closes == 1
 
 
 def test_bad_config_exits_78_with_one_clear_line(bot):
