@@ -22,6 +22,7 @@ if "hashlib" not in sys.modules:  # stdlib falls back to its builtin hashes; sav
 import logging  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
+import sqlite3  # noqa: E402
 import time  # noqa: E402
 from collections import deque  # noqa: E402
 from decimal import Decimal  # noqa: E402
@@ -34,7 +35,7 @@ from .errors import ConfigError, CredentialsError, ExchangeError, OrderRejected,
 from .grid import GridError, plan_qty, price_lines, tick_levels  # noqa: E402
 from .models import GridConfig, OnStop, OnTrigger, Spacing  # noqa: E402
 from .notify import Notifier, setup_logging  # noqa: E402
-from .store import CANCELLED, FILLED, OPEN, PENDING, REJECTED, Store  # noqa: E402
+from .store import CANCELLED, FILLED, OPEN, PENDING, REJECTED, Store, StoreError  # noqa: E402
 
 if TYPE_CHECKING:
     import asyncio
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
 EX_OK, EX_FAIL, EX_CONFIG = 0, 1, 78
 FILL_OVERLAP_MS = 5000  # re-read fills this far back: duplicates are dropped by trade_id
+BALANCES_EVERY_S = 30.0  # live venues: one balance request per half minute is plenty for /metrics
 log = logging.getLogger("gridbot")
 
 # fields that change the grid itself; anything else may be applied by SIGHUP
@@ -97,6 +99,7 @@ class Bot:
         self._last_status = ""
         self._last_ping = 0.0
         self._balances: dict[str, Any] = {}
+        self._balances_at = -1e9
         self._stop_event: Optional["asyncio.Event"] = None
         self._reload_requested = False
 
@@ -283,6 +286,10 @@ class Bot:
         await self.execute(intents)
         if self.need_reconcile:
             await self.reconcile()
+        now = time.monotonic()
+        if now - self._balances_at >= BALANCES_EVERY_S or (intents and getattr(self.ex, "venue", None)):
+            self._balances = await self.ex.balances()  # for status only; the strategy keeps its own books
+            self._balances_at = now
 
     async def run(self) -> int:
         import asyncio
@@ -406,10 +413,7 @@ class Bot:
         s = self.state
         assert s is not None
         total, unpaired = s.pnl(self.price) if self.price is not None else (Decimal(0), Decimal(0))
-        bal = {}
-        venue = getattr(self.ex, "venue", None)
-        if venue is not None:
-            bal = {a: {"available": str(b.available), "locked": str(b.locked)} for a, b in venue.balances().items()}
+        bal = {a: {"available": str(b.available), "locked": str(b.locked)} for a, b in self._balances.items()}
         best_buy, best_sell = s.best_prices()
         return {
             "instance": self.name, "symbol": self.symbol, "exchange": self.cfg.exchange, "phase": s.phase,
@@ -468,6 +472,9 @@ def main(name: str) -> int:
     except (GridError, CredentialsError, ConfigError) as exc:
         log.error("not starting: %s", exc)
         return EX_CONFIG
+    except (StoreError, sqlite3.Error) as exc:  # read-only or full state dir: one line, not a traceback
+        log.error("state directory %s unusable: %s", state_dir, str(exc).splitlines()[0] if str(exc) else exc)
+        return EX_FAIL
     except KeyboardInterrupt:
         return EX_OK
     except Exception:

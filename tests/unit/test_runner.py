@@ -211,6 +211,17 @@ def test_missing_config_and_unusable_grid_exit_78(bot, tmp_path):
     assert "below the market minimum" in c.log()
 
 
+def test_unusable_state_dir_is_one_clear_line(bot, tmp_path):
+    b = bot(cfg=paper_config())
+    b.state_dir = tmp_path / "file-not-dir"
+    b.state_dir.write_text("x")
+    b.start()
+    assert b.proc.wait(15) == 1
+    b.stderr.close()
+    lines = b.log().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("<3>state directory") and "Traceback" not in b.log()
+
+
 def test_status_port_serves_health_metrics_and_json(bot):
     port = _free_port()
     b = bot(cfg=paper_config(web_port=port)).start()
