@@ -134,7 +134,13 @@ class Bot:
                         self.store.add_intent(it.client_id, "market", it.side.value, None, it.qty)
                 out.extend(intents)
             if changed:
-                self.store.put("strategy", self.state.to_dict())
+                s = self.state
+                self.store.put("strategy", s.to_dict())
+                self.store.put("profit", {"realised": str(s.realised), "pairs": s.pairs, "fills": s.fills,
+                                          "inventory_base": str(s.inventory), "base_delta": str(s.base_delta),
+                                          "quote_delta": str(s.quote_delta), "fees_base": str(s.fees_base),
+                                          "fees_quote": str(s.fees_quote), "phase": s.phase,
+                                          "open_orders": len(s.by_cid)})
         return out
 
     async def execute(self, intents: list[st.Intent]) -> None:

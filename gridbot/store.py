@@ -8,6 +8,9 @@ Write-ahead rules that make kill -9 harmless:
   restart records each exactly once;
 * a fill, the strategy snapshot it produces and the intents it causes commit in one transaction.
 
+Snapshots live in ``kv`` as JSON: ``strategy`` (GridState.to_dict), ``paper`` (venue + price stream),
+``grid`` (config fingerprint of the running grid), ``profit`` (realised profit, fills, inventory).
+
 Durability: WAL with ``synchronous=FULL``. WAL+NORMAL survives a process crash but may drop the last
 commits on power loss; a dropped intent row would leave an order on the exchange we know nothing
 about. FULL costs one fsync per commit, and we commit per fill or order, not per price tick.

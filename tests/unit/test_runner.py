@@ -168,7 +168,10 @@ def test_restart_continues_and_on_stop_keep_leaves_orders(bot):
     assert b.stop() == 0
     db = b.db()
     assert db.execute("SELECT count(*) FROM orders WHERE kind='market'").fetchone()[0] == markets1 == 1
-    assert db.execute("SELECT count(*) FROM fills").fetchone()[0] >= fills1
+    n_fills = db.execute("SELECT count(*) FROM fills").fetchone()[0]
+    assert n_fills >= fills1
+    profit = b.kv("profit")
+    assert profit["fills"] == n_fills and D(profit["realised"]) == D(b.kv("strategy")["realised"])
     venue = b.kv("paper")["venue"]
     assert venue["seq"][1] >= first["seq"][1]  # the venue continued, not reset
     open_ids = [c for _, _, c in venue["book"]]

@@ -1,9 +1,10 @@
 """The strategy alone (exact transitions) and together with the paper venue (hypothesis invariants)."""
+import json
 from collections import deque
 from decimal import Decimal as D
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as hs
 
 from gridbot import strategy as st
@@ -258,6 +259,14 @@ class Sim:
         for ev in self._fill_events(fills):
             self.feed(ev)
 
+    def restart(self) -> None:
+        """Stop with on_stop=cancel, come back from the JSON snapshot, resume at the venue's price."""
+        self.feed(st.Stop(cancel=True))
+        assert not self.v.open_orders()
+        self.s = st.GridState.from_dict(json.loads(json.dumps(self.s.to_dict())))
+        self.feed(st.Tick(self.v.last_price))
+        self.feed(st.Resume())
+
     def check(self) -> None:
         s, v = self.s, self.v
         bal = v.balances()
@@ -316,11 +325,14 @@ def scenarios(draw):
     liquidity = draw(hs.sampled_from([None, None, D("0.05"), D("0.3")]))
     stops = draw(hs.booleans())
     start = (lower + (upper - lower) * draw(hs.decimals(D(0), D(1), places=2))).quantize(TICK)
-    moves = draw(hs.lists(hs.floats(-0.04, 0.04), min_size=1, max_size=150))
+    # a move is a relative price change; None is a service restart (on_stop=cancel, snapshot, resume)
+    moves: list = draw(hs.lists(hs.floats(-0.03, 0.03), min_size=30, max_size=200))
+    for i in draw(hs.lists(hs.integers(0, len(moves) - 1), max_size=4)):
+        moves[i] = None
     return lower, upper, levels, geometric, qty, maker, liquidity, stops, start, moves
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_invariants_hold_over_random_price_paths(sc):
     lower, upper, levels, geometric, qty, maker, liquidity, stops, start, moves = sc
@@ -332,9 +344,13 @@ def test_invariants_hold_over_random_price_paths(sc):
     sim.check()
     price = start
     for r in moves:
-        price = max(TICK, round_down(price * D(1 + r).quantize(D("0.000001")), TICK))
-        sim.move(price)
+        if r is None:
+            sim.restart()
+        else:
+            price = max(TICK, round_down(price * D(1 + r).quantize(D("0.000001")), TICK))
+            sim.move(price)
         sim.check()
+    event(f"fills: {'0' if not sim.fills_seen else '1-9' if len(sim.fills_seen) < 10 else '10+'}")
     # serialization mid-run changes nothing
     assert st.GridState.from_dict(sim.s.to_dict()).to_dict() == sim.s.to_dict()
 
