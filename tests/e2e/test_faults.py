@@ -55,9 +55,8 @@ def forget(box, *names: str) -> None:
     box.run(["systemctl", "daemon-reload"])
 
 
-def journal(box, u: str, since_cursor: str = "") -> str:
-    cmd = ["journalctl", "-q", "--no-pager", "-o", "cat", "-u", u]
-    return box.run(cmd).stdout
+def journal(box, u: str) -> str:
+    return box.run(["journalctl", "-q", "--no-pager", "-o", "cat", "-u", u]).stdout
 
 
 # -- the state store, read inside the box (root may read the 0700 state directory) ----------------
