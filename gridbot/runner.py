@@ -115,7 +115,8 @@ class Bot:
                 if row is None or not self.store.add_fill(f):
                     continue  # not our order, or already recorded
                 filled = row.filled + f.qty
-                self.store.set_status(f.client_id, FILLED if filled >= row.qty else OPEN, filled)
+                status = FILLED if filled >= row.qty else row.status if row.status == CANCELLED else OPEN
+                self.store.set_status(f.client_id, status, filled)
                 events.append(st.Filled(f.client_id, f.qty, f.price, f.fee, f.fee_asset, f.trade_id))
                 log.info("fill %s %s %s @ %s (order %s, fee %s %s)", f.trade_id, f.side.value, f.qty, f.price,
                          f.client_id, f.fee, f.fee_asset)
@@ -169,7 +170,8 @@ class Bot:
                     queue.extend(await self._settle(it.client_id))
                     continue
                 o = await self.ex.get_order(self.symbol, it.client_id)
-                if o is not None and o.side is it.side and o.qty == it.qty:  # a retry of a call that got through
+                if o is not None and o.side is it.side and o.qty == it.qty and o.status.value in ("open", "filled"):
+                    # a retry of a call that got through the first time
                     log.info("order %s already on the venue; adopted", it.client_id)
                     self.store.set_status(it.client_id, OPEN if o.status.value == "open" else o.status.value)
                     queue.extend(await self.poll_fills())
