@@ -314,8 +314,9 @@ class Bot:
         server = None
         await self.open_state()
         await self.reconcile()
-        await self.execute(self.apply([st.Tick(self.price), st.Resume()]))  # type: ignore[arg-type]
-        await self.cycle()
+        if not self.stopping:  # a SIGTERM during startup: don't re-place what shutdown would cancel
+            await self.execute(self.apply([st.Tick(self.price), st.Resume()]))  # type: ignore[arg-type]
+            await self.cycle()
         if self.cfg.web_port:
             from .status_http import StatusServer
 
