@@ -107,6 +107,14 @@ class Bot:
     def apply(self, events: list[st.Event], fills: Optional[list["Fill"]] = None) -> list[st.Intent]:
         """Feed events (and new fills) to the strategy and persist the result atomically."""
         assert self.state is not None
+        if not fills and len(events) == 1 and events[0].__class__ is st.Tick:  # the per-tick path: no I/O
+            note = self.state.note
+            self.state, intents = st.step(self.state, events[0])
+            if not intents and self.state.note == note:
+                return []
+            with self.store.tx():  # rare: the tick started, triggered or retried something
+                self._record(intents, note)
+            return intents
         out: list[st.Intent] = []
         changed = False
         with self.store.tx():
@@ -123,26 +131,36 @@ class Bot:
             for ev in events:
                 note = self.state.note
                 self.state, intents = st.step(self.state, ev)
-                if not isinstance(ev, st.Tick) or intents:
-                    changed = True
-                if self.state.note != note:  # stop-loss/take-profit and given-up levels deserve a warning
-                    bad = self.state.phase == st.STOPPED or "given up" in self.state.note or "dropped" in self.state.note
-                    log.log(logging.WARNING if bad else logging.INFO, "%s", self.state.note)
-                for it in intents:
-                    if isinstance(it, st.Place):
-                        self.store.add_intent(it.client_id, "limit", it.side.value, it.price, it.qty, it.gap)
-                    elif isinstance(it, st.Market):
-                        self.store.add_intent(it.client_id, "market", it.side.value, None, it.qty)
                 out.extend(intents)
+                changed = changed or not isinstance(ev, st.Tick) or bool(intents) or self.state.note != note
+                self._record(intents, note, snapshot=False)
             if changed:
-                s = self.state
-                self.store.put("strategy", s.to_dict())
-                self.store.put("profit", {"realised": str(s.realised), "pairs": s.pairs, "fills": s.fills,
-                                          "inventory_base": str(s.inventory), "base_delta": str(s.base_delta),
-                                          "quote_delta": str(s.quote_delta), "fees_base": str(s.fees_base),
-                                          "fees_quote": str(s.fees_quote), "phase": s.phase,
-                                          "open_orders": len(s.by_cid)})
+                self._snapshot()
         return out
+
+    def _record(self, intents: list[st.Intent], old_note: str, snapshot: bool = True) -> None:
+        """Inside a transaction: log a new note, write intents (before any exchange call), snapshot."""
+        s = self.state
+        assert s is not None
+        if s.note != old_note:  # stop-loss/take-profit and given-up levels deserve a warning
+            bad = s.phase == st.STOPPED or "given up" in s.note or "dropped" in s.note
+            log.log(logging.WARNING if bad else logging.INFO, "%s", s.note)
+        for it in intents:
+            if isinstance(it, st.Place):
+                self.store.add_intent(it.client_id, "limit", it.side.value, it.price, it.qty, it.gap)
+            elif isinstance(it, st.Market):
+                self.store.add_intent(it.client_id, "market", it.side.value, None, it.qty)
+        if snapshot:
+            self._snapshot()
+
+    def _snapshot(self) -> None:
+        s = self.state
+        assert s is not None
+        self.store.put("strategy", s.to_dict())
+        self.store.put("profit", {"realised": str(s.realised), "pairs": s.pairs, "fills": s.fills,
+                                  "inventory_base": str(s.inventory), "base_delta": str(s.base_delta),
+                                  "quote_delta": str(s.quote_delta), "fees_base": str(s.fees_base),
+                                  "fees_quote": str(s.fees_quote), "phase": s.phase, "open_orders": len(s.by_cid)})
 
     async def execute(self, intents: list[st.Intent]) -> None:
         """Send intents to the venue in order; rejections go back to the strategy (which may retry)."""
