@@ -133,10 +133,6 @@ class Params:
     take_profit: Optional[Decimal] = None
     sell_on_trigger: bool = False
 
-    def grid_key(self) -> tuple:
-        """What makes two grids the same grid (thresholds may differ)."""
-        return (self.buy, self.sell, self.qty, self.base, self.quote)
-
 
 class Gap:
     """One slot. ``side`` None = idle (given up). ``cid`` 0 = no live order."""
