@@ -103,11 +103,14 @@ def check_clashes(configs: dict[str, "GridConfig"]) -> None:
         raise ConfigError("clash: " + "; ".join(problems))
 
 
-def check_against_fleet(ctx: Context, configs: dict[str, "GridConfig"]) -> None:
-    """A start must not clash with any other configured instance."""
+def preflight(ctx: Context, names: list[str]) -> dict[str, "GridConfig"]:
+    """Before start/restart/enable: valid configs, no clash with any other configured instance,
+    and live instances have credentials. Raises before anything is sent to systemd."""
+    configs = validate(ctx, names)
     others, _bad = load_all(ctx)
-    others.update(configs)
-    check_clashes(others)
+    check_clashes({**others, **configs})
+    check_credentials(ctx, configs)
+    return configs
 
 
 def install_config(ctx: Context, path: Path, force: bool = False) -> str:

@@ -98,42 +98,38 @@ def start(
     targets = _names(names, paths)
     for p in paths or []:
         fleet.install_config(CTX, p, force=force)
-    configs = fleet.validate(CTX, targets)
-    fleet.check_against_fleet(CTX, configs)
-    fleet.check_credentials(CTX, configs)
+    fleet.preflight(CTX, targets)
     _report("started", fleet.run_jobs(CTX, "StartUnit", targets, timeout))
 
 
+AllOpt = typer.Option(False, "--all", help="every running instance")
+
+
+def _running_or(names: Optional[List[str]], paths: Optional[List[Path]], all_: bool) -> list[str]:
+    """The named instances, or with --all every running one."""
+    targets = _names(names, paths, all_) or fleet.instances_in_state(CTX, "active", "activating", "reloading")
+    if not targets:
+        r.note("no instance is running")
+    return targets
+
+
 @app.command()
-def stop(
-    names: Optional[List[str]] = NamesArg,
-    paths: Optional[List[Path]] = ConfigOpt,
-    all_: bool = typer.Option(False, "--all", help="every running instance"),
-    timeout: float = TimeoutOpt,
-) -> None:
+def stop(names: Optional[List[str]] = NamesArg, paths: Optional[List[Path]] = ConfigOpt, all_: bool = AllOpt,
+         timeout: float = TimeoutOpt) -> None:
     """Stop instances (their on_stop setting decides what happens to open orders)."""
-    targets = _names(names, paths, all_) or fleet.instances_in_state(CTX, "active", "activating", "reloading")
-    if not targets:
-        r.note("no instance is running")
-        return
-    _report("stopped", fleet.run_jobs(CTX, "StopUnit", targets, timeout))
+    targets = _running_or(names, paths, all_)
+    if targets:
+        _report("stopped", fleet.run_jobs(CTX, "StopUnit", targets, timeout))
 
 
 @app.command()
-def restart(
-    names: Optional[List[str]] = NamesArg,
-    paths: Optional[List[Path]] = ConfigOpt,
-    all_: bool = typer.Option(False, "--all", help="every running instance"),
-    timeout: float = TimeoutOpt,
-) -> None:
+def restart(names: Optional[List[str]] = NamesArg, paths: Optional[List[Path]] = ConfigOpt, all_: bool = AllOpt,
+            timeout: float = TimeoutOpt) -> None:
     """Validate, then restart instances: a bad config never takes a running bot down."""
-    targets = _names(names, paths, all_) or fleet.instances_in_state(CTX, "active", "activating", "reloading")
-    if not targets:
-        r.note("no instance is running")
-        return
-    configs = fleet.validate(CTX, targets)
-    fleet.check_against_fleet(CTX, configs)
-    _report("restarted", fleet.run_jobs(CTX, "RestartUnit", targets, timeout))
+    targets = _running_or(names, paths, all_)
+    if targets:
+        fleet.preflight(CTX, targets)
+        _report("restarted", fleet.run_jobs(CTX, "RestartUnit", targets, timeout))
 
 
 @app.command("stop-all")
@@ -152,8 +148,7 @@ def enable(
 ) -> None:
     """Start instances at boot (root only: enabling implies managing every unit)."""
     targets = _names(names, paths)
-    configs = fleet.validate(CTX, targets)
-    fleet.check_against_fleet(CTX, configs)
+    fleet.preflight(CTX, targets)
     fleet.enable(CTX, targets, True)
     for n in targets:
         print(f"{n}: enabled at boot")
