@@ -442,7 +442,7 @@ print(json.dumps({"rss": [rss(p) for p in pids], "cpu": [(b - a) / dt for a, b i
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default="", help=f"comma-separated sections: {','.join(SECTIONS)}")
-    ap.add_argument("--reps", type=int, default=7, help="runs per timed command (median)")
+    ap.add_argument("--reps", type=int, default=7, help="runs per timed command (best of)")
     ap.add_argument("--list-counts", default="1,10,100", help="running instances for the list section")
     ap.add_argument("--start-n", type=int, default=50)
     ap.add_argument("--start-reps", type=int, default=3)
