@@ -415,9 +415,9 @@ print(json.dumps({"rss": [rss(p) for p in pids], "cpu": [(b - a) / dt for a, b i
             lines += [f"$ python bench/{script}"] + r.stdout.rstrip().splitlines()
             if r.returncode:
                 lines.append(f"(exit {r.returncode}: {r.stderr.strip().splitlines()[-1:] or ''})")
-            m = re.search(r"ticks only:\s+([\d,]+) updates/s", r.stdout)
+            m = re.search(r"ticks only:\s+([\d,]+) (updates[^(]*)", r.stdout)
             if m:
-                self.key("strategy core, 50-level grid", f"{m.group(1)} price updates/s")
+                self.key("strategy core, 50-level grid", f"{m.group(1)} price {m.group(2).strip()}")
         print(textwrap.indent("\n".join(lines), "  "), flush=True)
         self.md += ["```"] + lines + ["```"]
 
