@@ -6,12 +6,14 @@ this module started are ever signalled.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -28,17 +30,24 @@ class BootError(RuntimeError):
 
 
 def build_wheels() -> Path:
-    """gridbot's wheel (fresh) beside its dependencies' (cached): the container installs offline."""
+    """A wheel directory of this run's own: gridbot built fresh, its dependencies hard-linked from
+    the cache (see scripts/setup.sh), so concurrent runs never see each other's half-built wheel."""
     WHEELS.mkdir(parents=True, exist_ok=True)
+    run_dir = CACHE / f"wheels-run-{os.getpid()}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir()
+    for whl in WHEELS.glob("*.whl"):
+        if not whl.name.startswith("gridbot-"):
+            os.link(whl, run_dir / whl.name)
     py = ROOT / ".venv" / "bin" / "python"
-    for old in WHEELS.glob("gridbot-*.whl"):
-        old.unlink()
-    build = CACHE / "build"
-    shutil.rmtree(build, ignore_errors=True)
-    subprocess.run([str(py), "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(WHEELS), str(ROOT)],
-                   check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    shutil.rmtree(ROOT / "build", ignore_errors=True)
-    return WHEELS
+    with tempfile.TemporaryDirectory() as tmp:  # build from a copy: the checkout may be read-only
+        src = Path(tmp) / "src"
+        shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".venv", ".cache", ".git", "build", "*.egg-info",
+                                                                  "__pycache__", ".hypothesis", ".pytest_cache"))
+        subprocess.run([str(py), "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(run_dir),
+                        str(src)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    atexit.register(shutil.rmtree, run_dir, True)
+    return run_dir
 
 
 class Box:
@@ -115,6 +124,8 @@ class Box:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
+            return
+        self.log.unlink(missing_ok=True)  # kept only when something went wrong
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -151,7 +162,7 @@ class Box:
     def gridbot(self, *args: str, **kw) -> subprocess.CompletedProcess:
         return self.run(["/usr/local/bin/gridbot", *args], **kw)
 
-    def install(self, wheels: Path = WHEELS) -> None:
+    def install(self, wheels: Path) -> None:
         self.run([str(ROOT / "packaging" / "install.sh"), "--wheels", str(wheels)], check=True, timeout=300)
 
     def put(self, path: str, text: str, mode: str = "0644") -> None:

@@ -192,9 +192,13 @@ def cleanup(yes: bool = typer.Option(False, "--yes", "-y", help="do not ask")) -
 
 # -- reading ------------------------------------------------------------------------------------
 def _state(row: UnitRow) -> str:
+    """State plus, for a failed instance, why (exit status or systemd's result)."""
     if row.load_state != "loaded":
         return row.load_state
-    return row.active_state if row.sub_state in ("running", "dead", "failed") else f"{row.active_state}/{row.sub_state}"
+    if row.active_state == "failed":
+        why = f"exit {row.exit_status}" if row.result == "exit-code" else row.result
+        return f"failed ({why})" if why else "failed"
+    return row.active_state if row.sub_state in ("running", "dead") else f"{row.active_state}/{row.sub_state}"
 
 
 def _row_json(row: UnitRow) -> dict:

@@ -108,6 +108,8 @@ def test_failed_instance_listed_then_cleanup(box, make_instance):
     wait_for(lambda: active(box, "broken_one") == "failed")
     row = listing(box)["broken_one"]
     assert row["active_state"] == "failed" and row["exit_status"] == 78
+    human = [ln for ln in box.gridbot("list", check=True).stdout.splitlines() if ln.startswith("broken_one ")]
+    assert human and "failed (exit 78)" in human[0]
     r = box.gridbot("cleanup")  # no terminal, no --yes: refuse and change nothing
     assert r.returncode == 2 and "--yes" in r.stderr and active(box, "broken_one") == "failed"
     r = box.gridbot("cleanup", "--yes")
