@@ -342,6 +342,8 @@ def validate(
             raise UsageError("give instance names or --all, not both")
         good, bad = fleet.load_all(CTX)
         results = {n: None for n in good} | bad
+        if not results:
+            raise UsageError(f"no configs in {CTX.config_dir}: nothing to validate")
         try:
             fleet.check_clashes(good)
         except ConfigError as exc:

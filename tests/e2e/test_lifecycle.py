@@ -212,3 +212,19 @@ def test_info_and_validate_all_clash(box, make_instance):
     assert "web_port 18080" in json.loads(r.stdout)["(fleet)"]["error"]
     r = box.gridbot("start", "info_b")
     assert r.returncode == 6 and "web_port" in r.stderr and active(box, "info_b") == "inactive"
+
+
+def test_restart_all_and_stop_all_flag(box, make_instance):
+    make_instance("flag_a")
+    make_instance("flag_b", low=1000, high=2000)
+    box.gridbot("start", "flag_a", "flag_b", check=True)
+    pids = {n: box.show(f"gridbot@{n}.service", "MainPID")["MainPID"] for n in ("flag_a", "flag_b")}
+    r = box.gridbot("restart", "--all")
+    assert r.returncode == 0, r.stderr
+    assert "flag_a: restarted" in r.stdout and "flag_b: restarted" in r.stdout
+    assert all(box.show(f"gridbot@{n}.service", "MainPID")["MainPID"] not in ("0", p) for n, p in pids.items())
+    r = box.gridbot("stop", "--all")
+    assert r.returncode == 0 and "flag_a: stopped" in r.stdout
+    assert active(box, "flag_a") == "inactive" and active(box, "flag_b") == "inactive"
+    r = box.gridbot("stop", "--all")
+    assert r.returncode == 0 and "no instance is running" in r.stderr
