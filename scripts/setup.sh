@@ -24,7 +24,7 @@ if [ ! -f "$stamp" ]; then
     # one wheel set for the venv here and for the container (pystemd builds from source: once)
     $PIP wheel -w .cache/wheels setuptools wheel pip pystemd==0.15.3 typer==0.28.0 pydantic==2.14.4 \
         httpx==0.28.1 cryptography==50.0.2 pytest==9.2.0 hypothesis==6.170.17
-    $PIP install --no-index --find-links .cache/wheels setuptools wheel
+    $PIP install --upgrade --no-index --find-links .cache/wheels pip setuptools wheel
     $PIP install --no-index --find-links .cache/wheels --no-build-isolation -e '.[test]'
     touch "$stamp"
 fi
