@@ -1,7 +1,6 @@
 """Reading, validating and installing instance configs. The only place that sees ValidationError."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -103,6 +102,3 @@ def schema() -> dict:
 
     return GridConfig.model_json_schema(by_alias=True)
 
-
-def dump(cfg: "GridConfig") -> str:
-    return json.dumps(cfg.model_dump(mode="json", by_alias=True, exclude_none=True), indent=2)

@@ -140,14 +140,6 @@ class Manager:
             body = self._bus.call_method(DEST, path, PROPS_IFACE, b"GetAll", apply_signature(b"s", [iface])).body
         return {(k.decode() if isinstance(k, bytes) else k): v for k, v in body.items()}
 
-    def version(self) -> str:
-        from pystemd.dbuslib import apply_signature
-
-        with _dbus_errors():
-            body = self._bus.call_method(DEST, MANAGER_PATH, PROPS_IFACE, b"Get",
-                                         apply_signature(b"ss", [MANAGER_IFACE, b"Version"])).body
-        return _text(body)
-
     # -- jobs ------------------------------------------------------------------------------
     def _queue(self, method: bytes, unit: str, mode: bytes = b"replace") -> bytes:
         return self._call(method, b"ss", unit.encode(), mode, unit=unit)
