@@ -61,6 +61,8 @@ class PaperConfig(_Strict):
     step_size: PositiveDecimal = Decimal("0.01")
     min_qty: PositiveDecimal = Decimal("0.01")
     seed: int = 1
+    liquidity_per_tick: Optional[PositiveDecimal] = Field(
+        default=None, description="most base quantity that trades at one price tick (partial fills); none = unlimited")
     price: PriceModel = PriceModel()
 
 

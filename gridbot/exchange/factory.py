@@ -33,7 +33,8 @@ def open_exchange(cfg: GridConfig, state_dir: Path, *, saved: Optional[dict[str,
                              jump_probability=pm.jump_probability, jump_size=pm.jump_size, prices=prices)
         balances = {cfg.base_asset: p.initial_base, cfg.quote_asset: p.initial_quote}
         return PaperExchange.create(paper_market(cfg), balances, cfg.fee_rate, p.taker_fee, stream, pm.interval_s,
-                                    saved=saved, save=save, liquidity_per_tick=liquidity_per_tick,
+                                    saved=saved, save=save,
+                                    liquidity_per_tick=liquidity_per_tick or p.liquidity_per_tick,
                                     latency_s=latency_s)
     if cfg.exchange == "backpack":
         from ..credentials import load_keys  # type: ignore[import-not-found]
