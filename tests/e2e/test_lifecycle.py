@@ -164,6 +164,10 @@ def test_logs_show_only_the_named_instance(box, make_instance):
     assert "log_a" in both and "log_b" in both
     errs = box.gridbot("logs", "log_a", "-p", "err", check=True).stdout
     assert "Started" not in errs
+    recent = box.gridbot("logs", "log_a", "--since", "10 minutes ago", check=True).stdout
+    assert "log_a" in recent
+    future = box.gridbot("logs", "log_a", "--since", "tomorrow", check=True).stdout
+    assert "log_a" not in future
     grep = box.gridbot("logs", "log_a", "--grep", "grid", "-n", "50", check=True).stdout
     assert all("grid" in ln.lower() for ln in grep.splitlines() if not ln.startswith("--"))
 
