@@ -25,7 +25,9 @@ if [ ! -f "$stamp" ]; then
     $PIP wheel -w .cache/wheels setuptools wheel pip pystemd==0.15.3 typer==0.28.0 pydantic==2.14.4 \
         httpx==0.28.1 cryptography==50.0.2 pytest==9.2.0 hypothesis==6.170.17
     $PIP install --upgrade --no-index --find-links .cache/wheels pip setuptools wheel
-    $PIP install --no-index --find-links .cache/wheels --no-build-isolation -e '.[test]'
+    # setuptools chatters on stderr while building the editable install: show it only on failure
+    $PIP install --no-index --find-links .cache/wheels --no-build-isolation -e '.[test]' >.cache/setup.log 2>&1 \
+        || { cat .cache/setup.log >&2; exit 1; }
     touch "$stamp"
 fi
 echo "setup: ok ($(.venv/bin/gridbot --version))"
