@@ -84,10 +84,19 @@ def load_all(ctx: Context) -> tuple[dict[str, "GridConfig"], dict[str, str]]:
     return good, bad
 
 
+# Backpack allows ~2000 requests/min per subaccount, shared by every instance on it. Each live
+# bot polls about twice per poll_interval_s (fills, price); keep a quarter free for orders.
+ACCOUNT_REQUESTS_PER_MIN = 2000
+POLL_SHARE = 0.75
+REQUESTS_PER_POLL = 2
+
+
 def check_clashes(configs: dict[str, "GridConfig"]) -> None:
-    """Two instances may not share a status port, nor trade one symbol on one live account."""
+    """Two instances may not share a status port, nor trade one symbol on one live account, and
+    the live instances of one account must poll within that account's shared rate limit."""
     ports: dict[int, str] = {}
     books: dict[tuple[str, str, str], str] = {}
+    polling: dict[tuple[str, str], float] = {}
     problems = []
     for name, cfg in sorted(configs.items()):
         if cfg.web_port is not None:
@@ -99,6 +108,14 @@ def check_clashes(configs: dict[str, "GridConfig"]) -> None:
             if key in books:
                 problems.append(f"{books[key]} and {name} both trade {cfg.symbol} on {cfg.exchange} account '{key[1]}'")
             books.setdefault(key, name)
+            account = (cfg.exchange, cfg.backpack.account)
+            polling[account] = polling.get(account, 0.0) + REQUESTS_PER_POLL * 60 / cfg.backpack.poll_interval_s
+    budget = ACCOUNT_REQUESTS_PER_MIN * POLL_SHARE
+    for (exchange, account), per_min in sorted(polling.items()):
+        if per_min > budget:
+            problems.append(f"the {exchange} instances on account '{account}' would poll ~{per_min:.0f} requests/min, "
+                            f"over {budget:.0f} of the {ACCOUNT_REQUESTS_PER_MIN}/min the account shares: "
+                            f"raise backpack.poll_interval_s")
     if problems:
         raise ConfigError("clash: " + "; ".join(problems))
 
