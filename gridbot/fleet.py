@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Iterable, Optional
 from . import config as cfgmod
 from ._units import TEMPLATE, check_name, unit_name
 from .errors import ConfigError, GridbotError, InstanceNotFound, JobFailed, UsageError
+from .systemd import Manager, UnitRow, enabled_instances, unit_dirs
 
 if TYPE_CHECKING:
     from .models import GridConfig
-from .systemd import Manager, UnitRow, enabled_instances, unit_dirs
 
 LIVE_DROPIN = "50-live.conf"
 
@@ -53,35 +53,40 @@ class Context:
 # -- names and configs --------------------------------------------------------------------------
 def resolve(ctx: Context, names: Iterable[str], paths: Iterable[Path] = ()) -> list[str]:
     """NAME arguments plus ``-c PATH`` options (stem = name), checked, de-duplicated, in order."""
+    stems = []
+    for p in paths:
+        if not str(p).endswith(".json"):
+            raise UsageError(f"-c {p}: a config path must end in .json (its stem is the instance name)")
+        stems.append(Path(p).stem)
     out: list[str] = []
-    for n in list(names) + [Path(p).stem if str(p).endswith(".json") else _bad_path(p) for p in paths]:
+    for n in [*names, *stems]:
         check_name(n)
         if n not in out:
             out.append(n)
     return out
 
 
-def _bad_path(p: Path) -> str:
-    raise UsageError(f"-c {p}: a config path must end in .json (its stem is the instance name)")
+def validate(ctx: Context, names: list[str]) -> dict[str, "GridConfig"]:
+    """Load and validate each config (ConfigError names the file and field)."""
+    return {n: cfgmod.load(n, ctx.config_dir) for n in names}
 
 
-def validate(ctx: Context, names: list[str], *, clashes: bool = False) -> dict[str, "GridConfig"]:
-    """Load and validate each config; with ``clashes``, also check them against each other."""
-    configs = {n: cfgmod.load(n, ctx.config_dir) for n in names}
-    if clashes:
-        check_clashes(configs)
-    return configs
-
-
-def load_all(ctx: Context) -> tuple[dict[str, "GridConfig"], dict[str, str]]:
-    """Every config in the directory: (valid ones, name -> error for invalid ones)."""
+def try_load(sources: Iterable[tuple[str, Path]]) -> tuple[dict[str, "GridConfig"], dict[str, str]]:
+    """Load (name, path) pairs without stopping at the first bad one: (valid, name -> error)."""
     good, bad = {}, {}
-    for n in cfgmod.list_names(ctx.config_dir):
+    for name, path in sources:
         try:
-            good[n] = cfgmod.load(n, ctx.config_dir)
+            good[name] = cfgmod.load_file(path)
         except ConfigError as exc:
-            bad[n] = str(exc)
+            bad[name] = str(exc)
     return good, bad
+
+
+def load_all(ctx: Context, skip: Iterable[str] = ()) -> tuple[dict[str, "GridConfig"], dict[str, str]]:
+    """Every config in the directory but ``skip``: (valid ones, name -> error for invalid ones)."""
+    skipped = set(skip)
+    return try_load((n, cfgmod.config_path(n, ctx.config_dir))
+                    for n in cfgmod.list_names(ctx.config_dir) if n not in skipped)
 
 
 # Backpack allows ~2000 requests/min per subaccount, shared by every instance on it. Each live
@@ -124,34 +129,48 @@ def preflight(ctx: Context, names: list[str]) -> dict[str, "GridConfig"]:
     """Before start/restart/enable: valid configs, no clash with any other configured instance,
     and live instances have credentials. Raises before anything is sent to systemd."""
     configs = validate(ctx, names)
-    others, _bad = load_all(ctx)
+    others, _bad = load_all(ctx, skip=configs)
     check_clashes({**others, **configs})
     check_credentials(ctx, configs)
     return configs
 
 
-def install_config(ctx: Context, path: Path, force: bool = False) -> str:
-    """``start -c path/NAME.json``: validate, then copy into the config directory.
+def install_configs(ctx: Context, paths: list[Path], force: bool = False) -> list[str]:
+    """``start -c path/NAME.json``: validate every file, then copy them into the config directory.
 
-    Refuses to replace a different existing file unless ``force``; the copy is atomic.
+    All checks (name, content, an existing different file without ``force``) pass before the first
+    copy, so a bad file among several installs none; each copy is atomic.
     """
-    name = resolve(ctx, [], [path])[0]
-    cfgmod.load_file(path)
-    target = cfgmod.config_path(name, ctx.config_dir)
-    if target.exists() and path.resolve() == target.resolve():
-        return name
-    if target.exists() and not filecmp.cmp(path, target, shallow=False) and not force:
-        raise UsageError(f"{target} exists and differs from {path}; use --force to replace it")
+    names: list[str] = []
+    plan = []
+    for path in paths:
+        name = resolve(ctx, [], [path])[0]
+        if name in names:
+            raise UsageError(f"-c {path}: two config files for instance '{name}'")
+        names.append(name)
+        cfgmod.load_file(path)
+        target = cfgmod.config_path(name, ctx.config_dir)
+        if target.exists() and path.resolve() == target.resolve():
+            continue
+        if target.exists() and not filecmp.cmp(path, target, shallow=False) and not force:
+            raise UsageError(f"{target} exists and differs from {path}; use --force to replace it")
+        plan.append((target, path.read_bytes()))
+    for target, data in plan:
+        _replace_file(target, data)
+    return names
+
+
+def _replace_file(target: Path, data: bytes) -> None:
+    """Atomically put a world-readable file (configs and drop-ins hold no secrets)."""
     try:
-        ctx.config_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=ctx.config_dir, prefix=f".{name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
-            shutil.copyfileobj(src, out)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     except PermissionError:
         raise UsageError(f"cannot write {target}: permission denied (use sudo)") from None
-    return name
 
 
 def has_live_dropin(ctx: Context, name: str) -> bool:
@@ -176,14 +195,7 @@ def set_credentials(ctx: Context, name: str, api_key: str, api_secret: str) -> P
     text = (f"# written by `gridbot credentials set {name}`: a live instance may reach its exchange\n"
             f"# (the template allows loopback only) and gets its API keys as a systemd credential.\n"
             f"[Service]\nIPAddressDeny=\n{directive}\n")
-    try:
-        dropin.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dropin.with_suffix(".tmp")
-        tmp.write_text(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dropin)
-    except PermissionError:
-        raise UsageError(f"cannot write {dropin}: permission denied (use sudo)") from None
+    _replace_file(dropin, text.encode())
     with ctx.manager() as m:
         m.reload()
     return stored
@@ -249,21 +261,15 @@ def run_jobs(ctx: Context, method: str, names: list[str], timeout: float) -> lis
         ensure_template(m)
         if method != "StartUnit":
             known(ctx, m, names)
-        results = m.run_jobs(method, [unit_name(n) for n in names], timeout)
-        outcomes = []
-        failed = [n for n in names if results[unit_name(n)] != "done"]
-        rows = {r.name: r for r in m.rows(failed, set())} if failed else {}
-        for n in names:
-            outcomes.append(JobOutcome(n, results[unit_name(n)], rows.get(n)))
-        return outcomes
+        by_unit = m.run_jobs(method, [unit_name(n) for n in names], timeout)  # keyed by unit, in completion order
+        results = {n: by_unit[unit_name(n)] for n in names}
+        failed = {r.name: r for r in m.rows([n for n in names if results[n] != "done"], set())}
+        return [JobOutcome(n, results[n], failed.get(n)) for n in names]
 
 
 def instances_in_state(ctx: Context, *states: str) -> list[str]:
     with ctx.manager() as m:
-        loaded = m.loaded_instances()
-        if not states:
-            return loaded
-        return [r.name for r in m.rows(loaded, set()) if r.active_state in states]
+        return [r.name for r in m.rows(m.loaded_instances(), set()) if r.active_state in states]
 
 
 def stop_all(ctx: Context, timeout: float) -> list[str]:
@@ -299,11 +305,11 @@ def status(ctx: Context, name: str) -> UnitRow:
         return m.status(name, enabled)
 
 
-def enable(ctx: Context, names: list[str], on: bool) -> list[tuple[str, str, str]]:
+def enable(ctx: Context, names: list[str], on: bool) -> None:
     with ctx.manager() as m:
         ensure_template(m)
         units = [unit_name(n) for n in names]
-        return m.enable(units) if on else m.disable(units)
+        m.enable(units) if on else m.disable(units)
 
 
 def cleanup(ctx: Context, names: list[str]) -> None:

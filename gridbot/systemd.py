@@ -49,7 +49,7 @@ def _dbus_errors(unit: str = "") -> Iterator[None]:
             ) from None
         if isinstance(exc, dbusexc.DBusNoSuchUnitError):
             raise InstanceNotFound(f"no such unit {unit}: {msg}" if unit else msg) from None
-        if isinstance(exc, dbusexc.DBusFileNotFoundError) or errno in (-2, -111, -123) and "Could not open" in msg:
+        if isinstance(exc, dbusexc.DBusFileNotFoundError) or (errno in (-2, -111, -123) and "Could not open" in msg):
             raise SystemdUnavailable(
                 "cannot reach systemd: no D-Bus socket (is this a systemd host? for --user, is "
                 "XDG_RUNTIME_DIR set and a user manager running?)"
@@ -89,6 +89,14 @@ def _on_job_removed(msg: Any, error: Any = None, userdata: Any = None) -> None:
     msg.process_reply(False)
     _id, job_path, unit, result = msg.body
     userdata[job_path] = (unit.decode(), result.decode())
+
+
+def _instances(units: list[str]) -> list[bytes]:
+    """Instance units only: given the bare template, systemd acts on every instance
+    (DisableUnitFiles of gridbot@.service unlinks them all)."""
+    if not all(instance_of(u) for u in units):
+        raise UsageError("refusing to act on the template's unit file: instance units only")
+    return [u.encode() for u in units]
 
 
 def _figure(value: Any) -> Optional[int]:
@@ -181,19 +189,14 @@ class Manager:
         self._call(b"ResetFailedUnit", b"s", unit.encode(), unit=unit)
 
     # -- unit files ------------------------------------------------------------------------
-    def enable(self, units: list[str]) -> list[tuple[str, str, str]]:
-        """Enable instances (symlinks into the [Install] targets) and reload. Instance names only:
-        passing the template itself would act on every instance."""
-        assert all(instance_of(u) for u in units), "only instance units may be enabled"
-        _carries, changes = self._call(b"EnableUnitFiles", b"asbb", [u.encode() for u in units], False, False)
-        self._call(b"Reload")
-        return [(_text(a), _text(b), _text(c)) for a, b, c in changes]
+    def enable(self, units: list[str]) -> None:
+        """Enable instances (symlinks into their [Install] targets), then reload."""
+        self._call(b"EnableUnitFiles", b"asbb", _instances(units), False, False)
+        self.reload()
 
-    def disable(self, units: list[str]) -> list[tuple[str, str, str]]:
-        assert all(instance_of(u) for u in units), "never disable the template: it unlinks every instance"
-        changes = self._call(b"DisableUnitFiles", b"asb", [u.encode() for u in units], False)
-        self._call(b"Reload")
-        return [(_text(a), _text(b), _text(c)) for a, b, c in changes]
+    def disable(self, units: list[str]) -> None:
+        self._call(b"DisableUnitFiles", b"asb", _instances(units), False)
+        self.reload()
 
     def reload(self) -> None:
         """daemon-reload: synchronous; picks up new or changed unit files and drop-ins."""
@@ -236,9 +239,8 @@ class Manager:
         """Everything ``gridbot status`` shows, from one GetAll over all interfaces."""
         unit = f"{PREFIX}{name}{SUFFIX}"
         props = self._get_all(unit)
-        row = self._row(name, unit, _text(props.get("LoadState")), _text(props.get("ActiveState")),
-                        _text(props.get("SubState")), props, name in enabled)
-        return row
+        return self._row(name, unit, _text(props.get("LoadState")), _text(props.get("ActiveState")),
+                         _text(props.get("SubState")), props, name in enabled)
 
     @staticmethod
     def _row(name: str, unit: str, load: str, active: str, sub: str, p: dict[str, Any], enabled: bool) -> UnitRow:

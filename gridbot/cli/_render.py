@@ -40,6 +40,13 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], stretch: Option
         print("  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip())
 
 
+def fields(pairs: Sequence[tuple[str, str]], indent: int = 0) -> None:
+    """``key: value`` lines with the keys right-aligned."""
+    width = max((len(k) for k, _ in pairs), default=0)
+    for k, v in pairs:
+        print(f"{' ' * indent}{k:>{width}}: {v}")
+
+
 def bytes_h(n: Optional[int]) -> str:
     if n is None:
         return NA

@@ -1,10 +1,8 @@
 """The commands: parse, call ``fleet``, print. No systemd or validation logic lives here."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import List, Optional
 
@@ -12,7 +10,7 @@ import typer
 
 from .. import __version__, fleet
 from .. import config as cfgmod
-from ..errors import ConfigError, GridbotError, JobFailed, UsageError
+from ..errors import ConfigError, GridbotError, UsageError
 from ..systemd import UnitRow
 from . import _render as r
 
@@ -68,6 +66,14 @@ def _names(names: Optional[List[str]], paths: Optional[List[Path]], all_: bool =
     return out
 
 
+def _one(name: Optional[str], paths: Optional[List[Path]], verb: str) -> str:
+    """Commands about a single instance: NAME or one -c PATH."""
+    targets = _names([name] if name is not None else [], paths)
+    if len(targets) != 1:
+        raise UsageError(f"{verb} takes exactly one instance")
+    return targets[0]
+
+
 def _report(verb: str, outcomes: list[fleet.JobOutcome]) -> None:
     failed = []
     for o in outcomes:
@@ -92,12 +98,8 @@ def start(
     timeout: float = TimeoutOpt,
 ) -> None:
     """Validate, then start instances and wait for each to be ready."""
-    for p in paths or []:
-        fleet.resolve(CTX, [], [p])
-        cfgmod.load_file(p)
     targets = _names(names, paths)
-    for p in paths or []:
-        fleet.install_config(CTX, p, force=force)
+    fleet.install_configs(CTX, paths or [], force=force)
     fleet.preflight(CTX, targets)
     _report("started", fleet.run_jobs(CTX, "StartUnit", targets, timeout))
 
@@ -235,10 +237,7 @@ def status(name: str = typer.Argument(None, autocompletion=_complete_names, show
            paths: Optional[List[Path]] = ConfigOpt, as_json: bool = JsonOpt,
            lines: int = typer.Option(5, "-n", "--lines", help="journal lines to show")) -> None:
     """One instance in detail. Exit code as systemctl: 0 active, 3 not running, 4 no such instance."""
-    targets = _names([name] if name is not None else [], paths)
-    if len(targets) != 1:
-        raise UsageError("status takes exactly one instance")
-    row = fleet.status(CTX, targets[0])
+    row = fleet.status(CTX, _one(name, paths, "status"))
     log = fleet.recent_log(CTX, row.name, lines) if lines > 0 else []
     if as_json:
         r.emit_json(dict(_row_json(row), unit_file=row.fragment_path, invocation_id=row.extra.get("InvocationID"),
@@ -259,8 +258,7 @@ def status(name: str = typer.Argument(None, autocompletion=_complete_names, show
             ("unit", row.fragment_path or "-"),
         ]
         print(f"● {row.unit}")
-        for k, v in pairs:
-            print(f"  {k:>9}: {v}")
+        r.fields(pairs, indent=2)
         if log:
             print()
             for ln in log:
@@ -299,10 +297,7 @@ def stats(as_json: bool = JsonOpt) -> None:
 def info(name: str = typer.Argument(None, autocompletion=_complete_names, show_default=False),
          paths: Optional[List[Path]] = ConfigOpt, as_json: bool = JsonOpt) -> None:
     """Config summary (no secrets: they never live in configs), paths, credential presence."""
-    targets = _names([name] if name is not None else [], paths)
-    if len(targets) != 1:
-        raise UsageError("info takes exactly one instance")
-    n = targets[0]
+    n = _one(name, paths, "info")
     cfg = fleet.validate(CTX, [n])[n]
     data = {
         "name": n,
@@ -318,14 +313,14 @@ def info(name: str = typer.Argument(None, autocompletion=_complete_names, show_d
         return
     c = cfg
     sizing = f"{c.qty_per_level} {c.base_asset}/level" if c.qty_per_level else f"{c.investment} {c.quote_asset} total"
-    for k, v in [("instance", n), ("exchange", c.exchange), ("symbol", c.symbol),
-                 ("grid", f"{c.lower_price} .. {c.upper_price}, {c.levels} {c.spacing.value} intervals"),
-                 ("size", sizing), ("fee rate", str(c.fee_rate)),
-                 ("stop/take", f"{c.stop_loss or '-'} / {c.take_profit or '-'} (then {c.on_trigger.value})"),
-                 ("on stop", c.on_stop.value), ("web port", str(c.web_port or "-")),
-                 ("credentials", data["credentials"]), ("config", data["config_path"]),
-                 ("unit file", data["unit_file"]), ("state dir", data["state_dir"])]:
-        print(f"{k:>12}: {v}")
+    pairs = [("instance", n), ("exchange", c.exchange), ("symbol", c.symbol),
+             ("grid", f"{c.lower_price} .. {c.upper_price}, {c.levels} {c.spacing.value} intervals"),
+             ("size", sizing), ("fee rate", str(c.fee_rate)),
+             ("stop/take", f"{c.stop_loss or '-'} / {c.take_profit or '-'} (then {c.on_trigger.value})"),
+             ("on stop", c.on_stop.value), ("web port", str(c.web_port or "-")),
+             ("credentials", data["credentials"]), ("config", data["config_path"]),
+             ("unit file", data["unit_file"]), ("state dir", data["state_dir"])]
+    r.fields(pairs)
 
 
 @app.command()
@@ -349,19 +344,10 @@ def validate(
         except ConfigError as exc:
             results["(fleet)"] = str(exc)
     else:
-        for p in paths or []:
-            n = fleet.resolve(CTX, [], [p])[0]
-            try:
-                cfgmod.load_file(p)
-                results[n] = None
-            except ConfigError as exc:
-                results[n] = str(exc)
-        for n in fleet.resolve(CTX, names or []):
-            try:
-                cfgmod.load(n, CTX.config_dir)
-                results[n] = None
-            except ConfigError as exc:
-                results[n] = str(exc)
+        sources = [(fleet.resolve(CTX, [], [p])[0], p) for p in paths or []]
+        sources += [(n, cfgmod.config_path(n, CTX.config_dir)) for n in fleet.resolve(CTX, names or [])]
+        _good, bad = fleet.try_load(sources)
+        results = {n: bad.get(n) for n, _path in sources}
         if not results:
             raise UsageError("no instance given: name one or more, -c PATH, or --all")
     if as_json:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from gridbot import credentials as cr
-from gridbot.errors import CredentialsError, PermissionDenied, UsageError
+from gridbot.errors import CredentialsError, UsageError
 from gridbot.exchange import _sign
 
 SECRET = base64.b64encode(bytes(range(32))).decode()
