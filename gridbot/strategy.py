@@ -26,6 +26,7 @@ BUY, SELL = Side.buy, Side.sell
 ZERO = Decimal(0)
 MAX_REJECTS = 3  # a gap rejected this often in a row is given up (funds gone, market closed...)
 SEEN_TRADES = 4096  # duplicate trade ids are dropped within this window (the store dedups forever)
+RETIRED_ORDERS = 256  # late fills are seconds late at most; a few hundred recent orders cover it
 U32 = 0xFFFFFFFF
 
 WAITING = "waiting"  # price outside the range or not seen yet: nothing placed
@@ -158,8 +159,8 @@ class Gap:
 
 class GridState:
     __slots__ = ("p", "phase", "price", "gaps", "by_cid", "want", "markets", "next_cid", "seen", "seen_order",
-                 "base_start", "base_delta", "quote_delta", "fees_base", "fees_quote", "realised", "pairs",
-                 "fills", "best_buy", "best_sell", "note", "dust", "lo", "hi")
+                 "retired", "base_start", "base_delta", "quote_delta", "fees_base", "fees_quote", "realised", "pairs",
+                 "fills", "best_buy", "best_sell", "note", "dust", "lo", "hi", "close_pending")
 
     def __init__(self, p: Params, base_available: Decimal) -> None:
         self.p = p
@@ -172,6 +173,9 @@ class GridState:
         self.next_cid = 1
         self.seen: set[str] = set()
         self.seen_order: list[str] = []
+        # cid -> side of orders that left the grid (filled, cancelled, rejected): a fill that the venue
+        # made just before a cancel but that we hear of after it must still reach the balances
+        self.retired: dict[int, Side] = {}
         self.base_start = base_available
         self.base_delta = ZERO  # base gained by this grid's fills (after base fees)
         self.quote_delta = ZERO  # quote gained (after quote fees)
@@ -185,6 +189,7 @@ class GridState:
         self.note = ""  # last noteworthy thing, for logs/status
         self.dust = ZERO  # fee-net base below one step, carried into the next counter-sell
         self.lo = self.hi = ZERO
+        self.close_pending = False  # sell_on_trigger: sell the base once every grid order is gone
         _set_thresholds(self)
 
     # -- views
@@ -227,10 +232,11 @@ class GridState:
             "want": sorted(self.want),
             "markets": {str(k): [v[0], str(v[1]), str(v[2])] for k, v in self.markets.items()},
             "seen": list(self.seen_order),
+            "retired": {str(k): v.value for k, v in self.retired.items()},
             "base_start": str(self.base_start), "base_delta": str(self.base_delta),
             "quote_delta": str(self.quote_delta), "fees_base": str(self.fees_base),
             "fees_quote": str(self.fees_quote), "realised": str(self.realised), "pairs": self.pairs,
-            "fills": self.fills, "note": self.note, "dust": str(self.dust),
+            "fills": self.fills, "note": self.note, "dust": str(self.dust), "close_pending": self.close_pending,
         }
 
     @classmethod
@@ -251,9 +257,11 @@ class GridState:
         s.markets = {int(k): [v[0], Decimal(v[1]), Decimal(v[2])] for k, v in d["markets"].items()}
         s.seen_order = list(d["seen"])
         s.seen = set(s.seen_order)
+        s.retired = {int(k): Side(v) for k, v in d.get("retired", {}).items()}
         for k in ("base_delta", "quote_delta", "fees_base", "fees_quote", "realised"):
             setattr(s, k, Decimal(d[k]))
         s.pairs, s.fills, s.note, s.dust = d["pairs"], d["fills"], d.get("note", ""), Decimal(d.get("dust", "0"))
+        s.close_pending = d.get("close_pending", False)
         _recompute_best(s)
         return s
 
@@ -294,12 +302,15 @@ def step(s: GridState, ev: Event) -> tuple[GridState, list[Intent]]:
         if s.phase is WAITING and s.p.buy[0] <= price <= s.p.sell[-1]:
             return s, _start(s)
         return s, []
-    if isinstance(ev, Filled):
-        return s, _on_fill(s, ev)
-    if isinstance(ev, Rejected):
-        return s, _on_gone(s, ev.client_id, rejected=True, reason=ev.reason)
-    if isinstance(ev, Cancelled):
-        return s, _on_gone(s, ev.client_id, rejected=False, reason="cancelled")
+    if isinstance(ev, (Filled, Rejected, Cancelled)):
+        if isinstance(ev, Filled):
+            out = _on_fill(s, ev)
+        else:
+            out = _on_gone(s, ev.client_id, rejected=isinstance(ev, Rejected),
+                           reason=ev.reason if isinstance(ev, Rejected) else "cancelled")
+        if s.close_pending and not s.by_cid:
+            out += _close(s)
+        return s, out
     if isinstance(ev, Stop):
         return s, _on_stop(s, ev.cancel)
     if isinstance(ev, Resume):
@@ -422,6 +433,10 @@ def _recompute_best(s: GridState) -> None:
 def _unlive(s: GridState, g: int) -> None:
     """Gap g's order is gone; move the nearest-order markers (amortised O(1): usually one step)."""
     gap = s.gaps[g]
+    if gap.cid and gap.side is not None:
+        s.retired[gap.cid] = gap.side
+        if len(s.retired) > RETIRED_ORDERS:
+            del s.retired[next(iter(s.retired))]
     s.by_cid.pop(gap.cid, None)
     gap.cid = 0
     if g == s.best_buy:
@@ -452,20 +467,12 @@ def _on_fill(s: GridState, f: Filled) -> list[Intent]:
     g = s.by_cid.get(f.client_id)
     m = s.markets.get(f.client_id) if g is None else None
     if g is None and m is None:
-        return []  # not ours (another bot on the account) or already closed
-    s.fills += 1
+        late = s.retired.get(f.client_id)
+        if late is not None:  # executed before our cancel landed: balances only, the grid has moved on
+            _book(s, late, f)
+        return []  # else not ours (another bot on the account)
     side = s.gaps[g].side if g is not None else (BUY if m[0] == "rebalance" else SELL)  # type: ignore[index]
-    fee_b = f.fee if f.fee_asset == s.p.base else ZERO
-    fee_q = f.fee if f.fee_asset == s.p.quote else ZERO
-    notional = f.qty * f.price
-    if side is BUY:
-        s.base_delta += f.qty - fee_b
-        s.quote_delta -= notional + fee_q
-    else:
-        s.base_delta -= f.qty + fee_b
-        s.quote_delta += notional - fee_q
-    s.fees_base += fee_b
-    s.fees_quote += fee_q
+    fee_b, fee_q, notional = _book(s, side, f)  # type: ignore[arg-type]
     if m is not None:
         m[2] += f.qty
         if m[2] >= m[1]:
@@ -481,6 +488,23 @@ def _on_fill(s: GridState, f: Filled) -> list[Intent]:
         _complete(s, g, out)  # type: ignore[arg-type]
         return out
     return []
+
+
+def _book(s: GridState, side: Side, f: Filled) -> tuple[Decimal, Decimal, Decimal]:
+    """Move the balances and fee totals by one fill; return (base fee, quote fee, notional)."""
+    s.fills += 1
+    fee_b = f.fee if f.fee_asset == s.p.base else ZERO
+    fee_q = f.fee if f.fee_asset == s.p.quote else ZERO
+    notional = f.qty * f.price
+    if side is BUY:
+        s.base_delta += f.qty - fee_b
+        s.quote_delta -= notional + fee_q
+    else:
+        s.base_delta -= f.qty + fee_b
+        s.quote_delta += notional - fee_q
+    s.fees_base += fee_b
+    s.fees_quote += fee_q
+    return fee_b, fee_q, notional
 
 
 def _market_done(s: GridState, cid: int) -> list[Intent]:
@@ -581,10 +605,20 @@ def _trigger(s: GridState, price: Decimal) -> list[Intent]:
     out: list[Intent] = [Cancel(cid) for cid in sorted(s.by_cid)]
     s.note = f"{kind} at {price}: grid cancelled"
     if s.p.sell_on_trigger:
-        qty = round_down(s.inventory, s.p.step)  # the cancels above run first and unlock the sells
-        if qty >= s.p.min_qty:
-            cid = _cid(s)
-            s.markets[cid] = ["close", qty, ZERO]
-            out.append(Market(cid, SELL, qty, "close"))
-            s.note += f", selling {qty} {s.p.base} at market"
+        s.close_pending = True
+        if not s.by_cid:
+            out += _close(s)
     return out
+
+
+def _close(s: GridState) -> list[Intent]:
+    """The trigger's market sell, sized only once every grid order has been cancelled or has
+    filled: sized at trigger time, it would miss fills the venue made before our cancels landed."""
+    s.close_pending = False
+    qty = round_down(s.inventory, s.p.step)
+    if qty < s.p.min_qty:
+        return []
+    cid = _cid(s)
+    s.markets[cid] = ["close", qty, ZERO]
+    s.note += f", selling {qty} {s.p.base} at market"
+    return [Market(cid, SELL, qty, "close")]

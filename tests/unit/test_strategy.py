@@ -9,7 +9,7 @@ from hypothesis import strategies as hs
 
 from gridbot import strategy as st
 from gridbot.errors import OrderRejected
-from gridbot.exchange.base import Market, Side
+from gridbot.exchange.base import Market, OrderStatus, Side
 from gridbot.exchange.paper import PaperVenue
 from gridbot.grid import price_lines, round_down, tick_levels
 
@@ -156,14 +156,38 @@ def test_stop_loss_cancels_everything_and_sells_inventory():
     s, orders = _running(stop_loss=D(80), sell_on_trigger=True)
     s, out = st.step(s, st.Tick(D(80)))
     cancels = [i for i in out if isinstance(i, st.Cancel)]
+    assert cancels == out  # the sell waits until the cancels have landed (it is sized then)
     assert {c.client_id for c in cancels} == {p.client_id for p in orders.values()}
-    assert isinstance(out[-1], st.Market) and out[-1].side is Side.sell and out[-1].qty == D(5)
     assert s.phase == st.STOPPED
-    for c in cancels:
+    for c in cancels[:-1]:
         s, more = st.step(s, st.Cancelled(c.client_id))
         assert more == []
+    s, more = st.step(s, st.Cancelled(cancels[-1].client_id))
+    assert len(more) == 1 and isinstance(more[0], st.Market) and more[0].side is Side.sell and more[0].qty == D(5)
     s, out = st.step(s, st.Tick(D(100)))
     assert out == [] and not s.by_cid
+
+
+def test_a_fill_made_before_the_trigger_cancel_landed_still_counts():
+    """The venue filled part of a buy just before our cancel; we hear of the fill after the cancel."""
+    s, orders = _running(stop_loss=D(80), sell_on_trigger=True)
+    buy = orders[(Side.buy, D(95))]
+    base_before = s.inventory
+    s, out = st.step(s, st.Tick(D(80)))
+    cancels = [i.client_id for i in out if isinstance(i, st.Cancel)]
+    for cid in cancels:
+        if cid != buy.client_id:
+            s, more = st.step(s, st.Cancelled(cid))
+            assert more == []
+    s, more = st.step(s, st.Filled(buy.client_id, D("0.4"), D(95), D(0), "SOL", "late"))  # still live: counted
+    assert more == [] and s.inventory == base_before + D("0.4")
+    s, more = st.step(s, st.Cancelled(buy.client_id))
+    assert [m.qty for m in more if isinstance(m, st.Market)] == [base_before + D("0.4")]
+    # and a fill heard of only after its order left the grid reaches the balances too
+    s, _ = st.step(s, st.Filled(buy.client_id, D("0.1"), D(95), D(0), "SOL", "later"))
+    assert s.inventory == base_before + D("0.5")
+    s2 = st.GridState.from_dict(s.to_dict())
+    assert s2.to_dict() == s.to_dict()
 
 
 def test_take_profit_cancels_and_keeps_base_when_configured():
@@ -214,7 +238,8 @@ def test_serialization_round_trip_is_lossless():
 # ------------------------------------------------------------------ strategy + paper venue
 
 class Sim:
-    """Drives strategy and PaperVenue together the way the runner does (tick first, then fills)."""
+    """Drives strategy and PaperVenue together the way the runner does (tick first, then fills; after a
+    cancel, the fills the venue made before it count first)."""
 
     def __init__(self, p: st.Params, start: D, quote: D, maker: D, liquidity) -> None:
         self.market = Market("SOL_USDC", "SOL", "USDC", TICK, p.step, p.min_qty)
@@ -225,6 +250,7 @@ class Sim:
         self.s = st.init(p, D(0))
         self.rejects: list[str] = []
         self.fills_seen: list = []
+        self.fed: set[str] = set()
         self.feed(st.Tick(start))
 
     def feed(self, ev) -> None:
@@ -232,8 +258,10 @@ class Sim:
         self.run(intents)
 
     def _fill_events(self, fills) -> list:
-        self.fills_seen += fills
-        return [st.Filled(f.client_id, f.qty, f.price, f.fee, f.fee_asset, f.trade_id) for f in fills]
+        new = [f for f in fills if f.trade_id not in self.fed]
+        self.fed.update(f.trade_id for f in new)
+        self.fills_seen += new
+        return [st.Filled(f.client_id, f.qty, f.price, f.fee, f.fee_asset, f.trade_id) for f in new]
 
     def run(self, intents) -> None:
         q = deque(intents)
@@ -247,8 +275,16 @@ class Sim:
                     for ev in self._fill_events(self.v.fills_since(0)[-1:]):
                         q.extend(st.step(self.s, ev)[1])
                 else:
-                    self.v.cancel(it.client_id)
-                    q.extend(st.step(self.s, st.Cancelled(it.client_id))[1])
+                    try:
+                        self.v.cancel(it.client_id)
+                        gone = True
+                    except OrderRejected:  # already closed at the venue: learn how it ended
+                        o = self.v.get_order(it.client_id)
+                        gone = o is not None and o.status in (OrderStatus.cancelled, OrderStatus.rejected)
+                    for ev in self._fill_events(self.v.fills_since(0)):
+                        q.extend(st.step(self.s, ev)[1])
+                    if gone:
+                        q.extend(st.step(self.s, st.Cancelled(it.client_id))[1])
             except OrderRejected as exc:
                 self.rejects.append(str(exc))
                 q.extend(st.step(self.s, st.Rejected(it.client_id, str(exc)))[1])
