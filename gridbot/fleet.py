@@ -5,7 +5,7 @@ clashes) happens here *before* the first D-Bus call, so a bad request changes no
 """
 from __future__ import annotations
 
-import filecmp
+import contextlib
 import os
 import shutil
 import subprocess
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Optional
 
 from . import config as cfgmod
-from ._units import TEMPLATE, check_name, unit_name
+from ._units import PREFIX, SUFFIX, TEMPLATE, check_name, unit_name
 from .errors import ConfigError, GridbotError, InstanceNotFound, JobFailed, UsageError
 from .systemd import Manager, UnitRow, enabled_instances, unit_dirs
 
@@ -67,8 +67,14 @@ def resolve(ctx: Context, names: Iterable[str], paths: Iterable[Path] = ()) -> l
 
 
 def validate(ctx: Context, names: list[str]) -> dict[str, "GridConfig"]:
-    """Load and validate each config (ConfigError names the file and field)."""
-    return {n: cfgmod.load(n, ctx.config_dir) for n in names}
+    """Load and validate each config (ConfigError names the file and field). System instances run as
+    their own user: a config that user cannot read is refused here, not after the bot exits 78."""
+    out = {}
+    for n in names:
+        out[n] = cfgmod.load(n, ctx.config_dir)
+        if not ctx.user:
+            cfgmod.service_readable(cfgmod.config_path(n, ctx.config_dir))
+    return out
 
 
 def try_load(sources: Iterable[tuple[str, Path]]) -> tuple[dict[str, "GridConfig"], dict[str, str]]:
@@ -125,39 +131,60 @@ def check_clashes(configs: dict[str, "GridConfig"]) -> None:
         raise ConfigError("clash: " + "; ".join(problems))
 
 
-def preflight(ctx: Context, names: list[str]) -> dict[str, "GridConfig"]:
+def preflight(ctx: Context, names: list[str], incoming: Iterable["Incoming"] = ()) -> dict[str, "GridConfig"]:
     """Before start/restart/enable: valid configs, no clash with any other configured instance,
-    and live instances have credentials. Raises before anything is sent to systemd."""
-    configs = validate(ctx, names)
+    and live instances have credentials. ``incoming`` (from ``start -c``) stand in for the installed
+    configs of their names: checked as if installed, before they are. Raises before anything is
+    written or sent to systemd."""
+    new = {i.name: i.cfg for i in incoming}
+    configs = {**validate(ctx, [n for n in names if n not in new]), **{n: new[n] for n in names if n in new}}
     others, _bad = load_all(ctx, skip=configs)
     check_clashes({**others, **configs})
     check_credentials(ctx, configs)
     return configs
 
 
-def install_configs(ctx: Context, paths: list[Path], force: bool = False) -> list[str]:
-    """``start -c path/NAME.json``: validate every file, then copy them into the config directory.
+@dataclass(frozen=True)
+class Incoming:
+    """A ``-c PATH`` config, read once: exactly these bytes are validated and installed."""
 
-    All checks (name, content, an existing different file without ``force``) pass before the first
-    copy, so a bad file among several installs none; each copy is atomic.
+    name: str
+    path: Path
+    target: Path
+    data: bytes
+    cfg: "GridConfig"
+    changed: bool  # differs from (or there is no) installed config
+
+
+def read_incoming(ctx: Context, paths: list[Path], force: bool = False) -> list[Incoming]:
+    """``start -c path/NAME.json``: read and validate every file, once each; writes nothing.
+
+    An existing different config needs ``force``. ``install`` writes the very bytes checked here.
     """
-    names: list[str] = []
-    plan = []
+    out: list[Incoming] = []
     for path in paths:
         name = resolve(ctx, [], [path])[0]
-        if name in names:
+        if any(i.name == name for i in out):
             raise UsageError(f"-c {path}: two config files for instance '{name}'")
-        names.append(name)
-        cfgmod.load_file(path)
+        data, cfg = cfgmod.read_and_parse(path)
         target = cfgmod.config_path(name, ctx.config_dir)
-        if target.exists() and path.resolve() == target.resolve():
-            continue
-        if target.exists() and not filecmp.cmp(path, target, shallow=False) and not force:
+        try:
+            current: Optional[bytes] = cfgmod.read_regular(target)
+        except ConfigError:
+            current = None
+            if os.path.lexists(target) and not force:
+                raise UsageError(f"{target} exists but is not a readable regular file; use --force to replace it") from None
+        if current is not None and current != data and not force:
             raise UsageError(f"{target} exists and differs from {path}; use --force to replace it")
-        plan.append((target, path.read_bytes()))
-    for target, data in plan:
-        _replace_file(target, data)
-    return names
+        out.append(Incoming(name, Path(path), target, data, cfg, current != data))
+    return out
+
+
+def install(incoming: Iterable[Incoming]) -> None:
+    """Write the checked bytes (atomically, world-readable: configs hold no secrets)."""
+    for i in incoming:
+        if i.changed:
+            _replace_file(i.target, i.data)
 
 
 def _replace_file(target: Path, data: bytes) -> None:
@@ -165,10 +192,17 @@ def _replace_file(target: Path, data: bytes) -> None:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fchmod(out.fileno(), 0o644)
+                os.fsync(out.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
     except PermissionError:
         raise UsageError(f"cannot write {target}: permission denied (use sudo)") from None
 
@@ -181,21 +215,51 @@ def _dropin_path(ctx: Context, name: str) -> Path:
     return ctx.unit_dir / f"{unit_name(name)}.d" / LIVE_DROPIN
 
 
-def set_credentials(ctx: Context, name: str, api_key: str, api_secret: str) -> Path:
+# What a live bot may never reach unless the operator allows it (`credentials set --allow CIDR`):
+# link-local (cloud metadata at 169.254.169.254, fe80::/10), AWS's IPv6 metadata address, and the
+# private, shared and unique-local ranges of the host's own networks. IPAddressAllow= wins over
+# IPAddressDeny=, so the template's `localhost` stays reachable (the status port, a local proxy).
+LIVE_DENY = ("link-local", "169.254.0.0/16", "fd00:ec2::254/128", "10.0.0.0/8", "172.16.0.0/12",
+             "192.168.0.0/16", "100.64.0.0/10", "fc00::/7", "multicast")
+
+
+def live_dropin(name: str, directive: str, allow: Iterable[str] = ()) -> str:
+    """The drop-in text of a live instance: deny list, operator's exceptions, credential line."""
+    import ipaddress
+
+    nets = []
+    for a in allow:
+        try:
+            nets.append(str(ipaddress.ip_network(a, strict=False)))
+        except ValueError:
+            raise UsageError(f"--allow {a!r}: not an IP address or CIDR network") from None
+    lines = [f"# written by `gridbot credentials set {name}`: a live instance may reach public addresses",
+             "# (its exchange), not link-local/cloud metadata or private ranges, and gets its API keys",
+             "# as a systemd credential.", "[Service]", "IPAddressDeny=", "IPAddressDeny=" + " ".join(LIVE_DENY)]
+    if nets:
+        lines.append("# allowed by the operator (--allow)")
+        lines.append("IPAddressAllow=" + " ".join(nets))
+    lines.append(directive)
+    return "\n".join(lines) + "\n"
+
+
+def set_credentials(ctx: Context, name: str, api_key: str, api_secret: str, allow: Iterable[str] = ()) -> Path:
     """Store the keys root-only (encrypted where the host can), then give the instance a drop-in
-    that loads them and lifts the template's loopback-only network rule. Nothing else changes."""
+    that loads them and opens the network to public addresses. Only for a live config: a paper
+    instance needs no keys, and the drop-in would open its network for nothing."""
     from . import credentials
 
     if ctx.user:
         raise UsageError("credentials are system-wide only: use sudo without --user")
     check_name(name)
+    cfg = cfgmod.load(name, ctx.config_dir)
+    if cfg.exchange == "paper":
+        raise ConfigError(f"{name} is a paper instance: it needs no credentials (set \"exchange\" in "
+                          f"{cfgmod.config_path(name, ctx.config_dir)} first)")
+    live_dropin(name, "", allow)  # a bad --allow is refused before the keys are stored
     stored = credentials.store_keys(name, api_key, api_secret)
     directive = credentials.credential_directive(name)
-    dropin = _dropin_path(ctx, name)
-    text = (f"# written by `gridbot credentials set {name}`: a live instance may reach its exchange\n"
-            f"# (the template allows loopback only) and gets its API keys as a systemd credential.\n"
-            f"[Service]\nIPAddressDeny=\n{directive}\n")
-    _replace_file(dropin, text.encode())
+    _replace_file(_dropin_path(ctx, name), live_dropin(name, directive or "", allow).encode())
     with ctx.manager() as m:
         m.reload()
     return stored
@@ -267,15 +331,37 @@ def run_jobs(ctx: Context, method: str, names: list[str], timeout: float) -> lis
         return [JobOutcome(n, results[n], failed.get(n)) for n in names]
 
 
-def instances_in_state(ctx: Context, *states: str) -> list[str]:
+def active(ctx: Context, names: list[str]) -> list[str]:
+    """Those of ``names`` whose unit is running (active, activating or reloading)."""
     with ctx.manager() as m:
-        return [r.name for r in m.rows(m.loaded_instances(), set()) if r.active_state in states]
+        return [r.name for r in m.rows(names, set()) if r.active_state in ("active", "activating", "reloading")]
+
+
+def valid_names(names: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(names gridbot accepts, names it would refuse): a unit like ``gridbot@--help.service`` that
+    someone loaded is skipped by commands over all instances, never passed on, never fatal."""
+    good, bad = [], []
+    for n in names:
+        try:
+            good.append(check_name(n))
+        except UsageError:
+            bad.append(n)
+    return good, bad
+
+
+def instances_in_state(ctx: Context, *states: str, skipped: Optional[list[str]] = None) -> list[str]:
+    """Loaded instances in one of ``states``; units with a name gridbot refuses go to ``skipped``."""
+    with ctx.manager() as m:
+        good, bad = valid_names(m.loaded_instances())
+        if skipped is not None:
+            skipped.extend(f"{PREFIX}{n}{SUFFIX}" for n in bad)
+        return [r.name for r in m.rows(good, set()) if r.active_state in states]
 
 
 def stop_all(ctx: Context, timeout: float) -> list[str]:
     """One job on gridbot.target; PartOf= propagates the stop to every instance."""
     with ctx.manager() as m:
-        before = [r.name for r in m.rows(m.loaded_instances(), set()) if r.active_state != "inactive"]
+        before = [r.name for r in m.rows(valid_names(m.loaded_instances())[0], set()) if r.active_state != "inactive"]
         result = m.stop_target(timeout)
         if result != "done":
             raise JobFailed(f"stopping gridbot.target: job {result}")

@@ -9,7 +9,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SCHEMA_URL = "https://gridbot.invalid/schema/config.json"  # editors map this to `gridbot schema`
 
@@ -75,6 +75,32 @@ class BackpackConfig(_Strict):
     account: str = Field(default="default", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
                          description="label of the API key's subaccount; two instances may not trade one symbol on one account")
     poll_interval_s: Annotated[float, Field(ge=0.2, le=300, allow_inf_nan=False)] = 2.0
+
+    @field_validator("base_url")
+    @classmethod
+    def _https_unless_loopback(cls, v: str) -> str:
+        """Signed requests over plain http could be read or replayed on the way: https, except to
+        this host itself (a local test venue or proxy)."""
+        from urllib.parse import urlsplit
+
+        try:
+            u = urlsplit(v)
+            host, _port = u.hostname or "", u.port
+        except ValueError:
+            raise ValueError("not a valid URL") from None
+        if not host or u.username or u.password:
+            raise ValueError("must be scheme://host[:port][/path], without user or password")
+        if u.scheme == "https":
+            return v
+        if host in ("localhost", "::1") or host.startswith("127."):
+            import ipaddress
+
+            try:
+                if host == "localhost" or ipaddress.ip_address(host).is_loopback:
+                    return v
+            except ValueError:
+                pass
+        raise ValueError("must be https:// (plain http only to loopback: 127.0.0.1, ::1, localhost)")
 
 
 class GridConfig(_Strict):

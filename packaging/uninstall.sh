@@ -26,7 +26,8 @@ rm -f /usr/local/bin/gridbot
 rm -rf /opt/gridbot
 if [ "$PURGE" = yes ]; then
     rm -rf /etc/gridbot /var/lib/gridbot /var/lib/private/gridbot
-    userdel gridbot 2>/dev/null || true
+    userdel gridbot 2>/dev/null || true   # the static user of versions before DynamicUser=
+    groupdel gridbot 2>/dev/null || true
     groupdel gridbot-ops 2>/dev/null || true
 fi
 [ -d /run/systemd/system ] && systemctl daemon-reload && systemctl reset-failed 'gridbot@*' 2>/dev/null || true

@@ -99,17 +99,38 @@ def start(
 ) -> None:
     """Validate, then start instances and wait for each to be ready."""
     targets = _names(names, paths)
-    fleet.install_configs(CTX, paths or [], force=force)
-    fleet.preflight(CTX, targets)
-    _report("started", fleet.run_jobs(CTX, "StartUnit", targets, timeout))
+    incoming = fleet.read_incoming(CTX, paths or [], force=force)  # one read per file; nothing written yet
+    fleet.preflight(CTX, targets, incoming)  # every check passes before the first byte is written
+    replaced = [i.name for i in incoming if i.changed]
+    running = set(fleet.active(CTX, replaced)) if replaced else set()
+    fleet.install(incoming)
+    outcomes = fleet.run_jobs(CTX, "StartUnit", targets, timeout)
+    stale = [o.name for o in outcomes if o.ok and o.name in running]
+    _report("started", [o for o in outcomes if o.name not in stale])
+    for n in stale:  # starting a running unit is a no-op: the old grid keeps running
+        print(f"{n}: already running with its previous config; the new one applies after a restart "
+              f"(`gridbot restart {n}`)")
+    if stale and sys.stdin.isatty() and typer.confirm(f"restart {', '.join(stale)} now?"):
+        _report("restarted", fleet.run_jobs(CTX, "RestartUnit", stale, timeout))
 
 
 AllOpt = typer.Option(False, "--all", help="every running instance")
 
 
+def _skipped_note(units: list[str]) -> None:
+    for u in units:
+        shown = u.encode("unicode_escape").decode("ascii")[:80]
+        print(f"gridbot: skipping {shown!r}: not a name gridbot accepts (loaded by someone else; "
+              f"`systemctl stop` it by hand)", file=sys.stderr)
+
+
 def _running_or(names: Optional[List[str]], paths: Optional[List[Path]], all_: bool) -> list[str]:
     """The named instances, or with --all every running one."""
-    targets = _names(names, paths, all_) or fleet.instances_in_state(CTX, "active", "activating", "reloading")
+    targets = _names(names, paths, all_)
+    if all_:
+        skipped: list[str] = []
+        targets = fleet.instances_in_state(CTX, "active", "activating", "reloading", skipped=skipped)
+        _skipped_note(skipped)
     if not targets:
         r.note("no instance is running")
     return targets
@@ -177,7 +198,9 @@ def disable(
 @app.command()
 def cleanup(yes: bool = typer.Option(False, "--yes", "-y", help="do not ask")) -> None:
     """Reset failed instances so they leave the failed list (asks first)."""
-    failed = fleet.instances_in_state(CTX, "failed")
+    skipped: list[str] = []
+    failed = fleet.instances_in_state(CTX, "failed", skipped=skipped)
+    _skipped_note(skipped)
     if not failed:
         print("no failed instance")
         return
@@ -391,13 +414,20 @@ def run(name: str = typer.Argument(..., help="instance name")) -> None:
 
 
 @credentials_app.command("set")
-def credentials_set(name: str = typer.Argument(..., autocompletion=_complete_names)) -> None:
+def credentials_set(name: str = typer.Argument(..., autocompletion=_complete_names),
+                    allow: Optional[List[str]] = typer.Option(
+                        None, "--allow", help="an address or CIDR the bot may reach although it is private or "
+                                              "link-local (e.g. a proxy on the LAN); repeatable")) -> None:
     """Store NAME's API key and secret (from a pipe: JSON or two lines; else a no-echo prompt)."""
     from .. import credentials
 
     n = fleet.resolve(CTX, [name])[0]
+    cfg = fleet.validate(CTX, [n])[n]  # a paper or broken config is refused before the keys are asked for
+    if cfg.exchange == "paper":
+        raise ConfigError(f"{n} is a paper instance: it needs no credentials (set \"exchange\" first)")
+    fleet.live_dropin(n, "", allow or ())
     key, secret = credentials.read_keys()
-    stored = fleet.set_credentials(CTX, n, key, secret)
+    stored = fleet.set_credentials(CTX, n, key, secret, allow or ())
     kind = "encrypted with systemd-creds" if credentials.is_encrypted(stored) else "plain, root-only 0600 (systemd-creds unavailable)"
     print(f"{n}: credentials stored in {stored} ({kind}); restart the instance to use them")
 
