@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Optional
+from typing import TYPE_CHECKING, Callable, Iterable, Optional
 
 from . import config as cfgmod
 from ._units import PREFIX, SUFFIX, TEMPLATE, check_name, unit_name
@@ -185,6 +185,53 @@ def install(incoming: Iterable[Incoming]) -> None:
     for i in incoming:
         if i.changed:
             _replace_file(i.target, i.data)
+
+
+NEW_CONFIG = b"""{
+  "$schema": "https://gridbot.invalid/schema/config.json",
+  "exchange": "paper",
+  "symbol": "SOL_USDC",
+  "lower_price": 100,
+  "upper_price": 200,
+  "levels": 10,
+  "qty_per_level": 0.1
+}
+"""
+
+
+def edit_config(ctx: Context, name: str, editor: Callable[[Path], int], again: Callable[[str], bool]) -> bool:
+    """``gridbot edit NAME``, as ``visudo``/``systemctl edit`` do it: the editor gets a private copy,
+    the result is read once, validated and clash-checked, and only then installed atomically.
+    A bad result keeps the installed file (``again(why)`` may send the user back to the editor).
+    Returns whether the config changed."""
+    target = cfgmod.config_path(name, ctx.config_dir)
+    original: Optional[bytes] = cfgmod.read_regular(target) if os.path.lexists(target) else None
+    tmpdir = tempfile.mkdtemp(prefix="gridbot-edit-")  # 0700: only we (and root) see the draft
+    draft = Path(tmpdir) / f"{name}.json"
+    try:
+        draft.write_bytes(original if original is not None else NEW_CONFIG)
+        while True:
+            rc = editor(draft)
+            if rc != 0:
+                raise UsageError(f"the editor exited with status {rc}; {target} unchanged")
+            data = cfgmod.read_regular(draft)
+            if data == original:
+                return False
+            try:
+                cfg = cfgmod.parse_config(data, str(target))
+                others, _bad = load_all(ctx, skip=[name])
+                check_clashes({**others, name: cfg})
+                break
+            except ConfigError as exc:
+                if not again(str(exc)):
+                    raise ConfigError(f"{exc}; {target} unchanged") from None
+        now = cfgmod.read_regular(target) if os.path.lexists(target) else None
+        if now != original:
+            raise UsageError(f"{target} changed while you were editing; {target} unchanged, run `gridbot edit {name}` again")
+        _replace_file(target, data)
+        return True
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def _replace_file(target: Path, data: bytes) -> None:

@@ -29,6 +29,7 @@ from decimal import Decimal  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING, Any, Optional  # noqa: E402
 
+from . import _statelock  # noqa: E402
 from . import strategy as st  # noqa: E402
 from .config import config_dir, load  # noqa: E402
 from .errors import ConfigError, CredentialsError, ExchangeError, OrderRejected, UsageError  # noqa: E402
@@ -53,13 +54,15 @@ GRID_FIELDS = ("exchange", "symbol", "lower_price", "upper_price", "levels", "sp
 SOFT_FIELDS = ("stop_loss", "take_profit", "on_trigger", "on_stop", "schema_ref")
 
 
-def state_dir_for(name: str) -> Path:
-    """$STATE_DIRECTORY (systemd StateDirectory=gridbot/%i), else $GRIDBOT_STATE_DIR/NAME, else ./state/NAME."""
+def state_dir_for(name: str, user: bool = False) -> Path:
+    """$STATE_DIRECTORY (systemd StateDirectory=gridbot/%i), else $GRIDBOT_STATE_DIR/NAME, else the
+    instance's own state directory (/var/lib/gridbot/NAME; with --user ~/.local/state/gridbot/NAME),
+    never ./state in the working directory: a run by hand meets the service's lock there."""
     env = os.environ.get("STATE_DIRECTORY")
     if env:
         return Path(env.split(":")[0])
     base = os.environ.get("GRIDBOT_STATE_DIR")
-    return Path(base) / name if base else Path("state") / name
+    return Path(base) / name if base else _statelock.default_state_dir(name, user)
 
 
 def grid_fingerprint(cfg: GridConfig) -> dict[str, Any]:
@@ -461,6 +464,10 @@ def _s(x: Optional[Decimal]) -> Optional[str]:
 async def _amain(name: str, cfg: GridConfig, state_dir: Path, cfg_dir: Path) -> int:
     from .exchange.factory import open_exchange
 
+    try:  # held until exit: one bot per state directory
+        lock = _statelock.acquire(state_dir, name, by_hand="STATE_DIRECTORY" not in os.environ)
+    except OSError as exc:
+        raise StoreError(f"cannot lock {state_dir}: {exc.strerror or exc}") from None
     store = Store.open(state_dir)
     try:
         # GRIDBOT_PAPER_LATENCY_MS: simulated round trip of paper calls (realism; crash tests use it)
@@ -468,15 +475,25 @@ async def _amain(name: str, cfg: GridConfig, state_dir: Path, cfg_dir: Path) -> 
         ex = open_exchange(cfg, state_dir, saved=store.get("paper"), save=lambda d: store.put("paper", d),
                            latency_s=latency)
         bot = Bot(name, cfg, store, ex, Notifier(), cfg_dir)
-        return await bot.run()
+        try:
+            return await bot.run()
+        except (StoreError, sqlite3.Error) as exc:  # disk full/read-only: no order can be recorded first
+            from ._failsafe import stop_without_store
+
+            bot.stopping = True
+            bot.notifier.stopping("state not writable; stopping")
+            done = await stop_without_store(bot)
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise StoreError(f"{first}; stopped placing orders, {done}") from None
     finally:
         store.close()
+        os.close(lock)
 
 
 _early_signals: list[int] = []
 
 
-def main(name: str) -> int:
+def main(name: str, user: bool = False) -> int:
     """Run instance ``name`` until SIGTERM; return the process exit code."""
     # until the loop owns the signals: remember a stop, ignore a reload (the config is read fresh anyway)
     signal.signal(signal.SIGTERM, lambda sig, _: _early_signals.append(sig))
@@ -485,17 +502,28 @@ def main(name: str) -> int:
     setup_logging(logging.DEBUG if os.environ.get("GRIDBOT_DEBUG") else logging.INFO)
     cfg_dir = config_dir()
     try:
-        cfg = load(name, cfg_dir)
+        try:
+            cfg = load(name, cfg_dir)
+        except ConfigError:  # an editor's truncate-then-write caught mid-way: look once more
+            time.sleep(1.0)
+            cfg = load(name, cfg_dir)
     except (ConfigError, UsageError) as exc:
         log.error("not starting: %s", exc)
         return EX_CONFIG
+    if cfg.exchange != "paper":  # it will hold API keys: never in a core dump
+        from ._nodump import forbid_core_dumps
+
+        forbid_core_dumps()
     if cfg.exchange == "paper":  # asyncio imports ssl eagerly; a paper bot never speaks TLS
         sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
     import asyncio
 
-    state_dir = state_dir_for(name)
+    state_dir = state_dir_for(name, user)
     try:
         return asyncio.run(_amain(name, cfg, state_dir, cfg_dir))
+    except _statelock.StateLocked as exc:
+        log.error("not starting: %s", exc)
+        return EX_FAIL
     except (GridError, CredentialsError, ConfigError) as exc:
         log.error("not starting: %s", exc)
         return EX_CONFIG

@@ -410,7 +410,7 @@ def run(name: str = typer.Argument(..., help="instance name")) -> None:
     """Run one bot in the foreground (what the unit's ExecStart runs)."""
     from ..runner import main as run_main
 
-    raise typer.Exit(run_main(fleet.resolve(CTX, [name])[0]))
+    raise typer.Exit(run_main(fleet.resolve(CTX, [name])[0], user=CTX.user))
 
 
 @credentials_app.command("set")
@@ -437,6 +437,36 @@ def credentials_rm(name: str = typer.Argument(..., autocompletion=_complete_name
     """Delete NAME's stored API keys and its live drop-in."""
     n = fleet.resolve(CTX, [name])[0]
     print(f"{n}: credentials removed" if fleet.remove_credentials(CTX, n) else f"{n}: had no credentials")
+
+
+def _editor(path: Path) -> int:
+    import os
+    import shlex
+    import shutil
+
+    cmd = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    argv = shlex.split(cmd) if cmd else [next((e for e in ("editor", "nano", "vi") if shutil.which(e)), "vi")]
+    try:
+        return subprocess.call([*argv, str(path)])
+    except OSError as exc:
+        raise UsageError(f"cannot run the editor {argv[0]!r}: {exc.strerror}; set $EDITOR") from None
+
+
+def _edit_again(why: str) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    print(f"gridbot: error: {why}", file=sys.stderr)
+    return typer.confirm("edit again? (no keeps the installed config)", default=True)
+
+
+@app.command()
+def edit(name: str = typer.Argument(..., autocompletion=_complete_names, show_default=False)) -> None:
+    """Edit NAME's config safely: a private copy in $EDITOR, validated, then installed atomically."""
+    n = fleet.resolve(CTX, [name])[0]
+    if fleet.edit_config(CTX, n, _editor, _edit_again):
+        print(f"{n}: config updated; `gridbot restart {n}` applies it to a running instance")
+    else:
+        print(f"{n}: unchanged")
 
 
 @app.command()
