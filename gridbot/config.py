@@ -130,11 +130,11 @@ def load_file(path: Path) -> "GridConfig":
     return read_and_parse(path)[1]
 
 
-SERVICE_GROUP = "gridbot"  # every instance's supplementary group (DynamicUser= gives each its own uid)
+SERVICE_GROUP = "gridbot"  # every instance's group (DynamicUser= gives each its own uid)
 
 
 def service_readable(path: Path) -> None:
-    """Raise ConfigError unless a bot (its own dynamic uid, supplementary group ``gridbot``) can read
+    """Raise ConfigError unless a bot (its own dynamic uid, group ``gridbot``) can read
     ``path``: the file world- or gridbot-group-readable, every directory above it searchable."""
     try:
         import grp

@@ -121,6 +121,8 @@ class GridConfig(_Strict):
     on_trigger: OnTrigger = OnTrigger.cancel
     on_stop: OnStop = OnStop.cancel
     web_port: Optional[Annotated[int, Field(ge=1024, le=65535)]] = None
+    web_balances: bool = Field(default=False, description="also show venue balances on the status port "
+                                                          "(any local user can read it)")
     paper: PaperConfig = PaperConfig()
     backpack: BackpackConfig = BackpackConfig()
 

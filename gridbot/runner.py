@@ -341,7 +341,7 @@ class Bot:
         if self.cfg.web_port:
             from .status_http import StatusServer
 
-            server = StatusServer(self.cfg.web_port, self.snapshot, self.healthy)
+            server = StatusServer(self.cfg.web_port, self.snapshot, self.healthy, show_balances=self.cfg.web_balances)
             try:
                 await server.start()
             except OSError as exc:
