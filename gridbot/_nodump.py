@@ -30,4 +30,4 @@ def dumpable() -> bool:
     import ctypes
 
     PR_GET_DUMPABLE = 3
-    return bool(ctypes.CDLL(None).prctl(PR_GET_DUMPABLE, 0, 0, 0, 0)) and resource.getrlimit(resource.RLIMIT_CORE)[0] != 0
+    return bool(ctypes.CDLL(None).prctl(PR_GET_DUMPABLE, 0, 0, 0, 0)) or resource.getrlimit(resource.RLIMIT_CORE)[0] != 0

@@ -474,20 +474,25 @@ async def _amain(name: str, cfg: GridConfig, state_dir: Path, cfg_dir: Path) -> 
         latency = float(os.environ.get("GRIDBOT_PAPER_LATENCY_MS", "0") or 0) / 1000
         ex = open_exchange(cfg, state_dir, saved=store.get("paper"), save=lambda d: store.put("paper", d),
                            latency_s=latency)
-        bot = Bot(name, cfg, store, ex, Notifier(), cfg_dir)
-        try:
-            return await bot.run()
-        except (StoreError, sqlite3.Error) as exc:  # disk full/read-only: no order can be recorded first
-            from ._failsafe import stop_without_store
-
-            bot.stopping = True
-            bot.notifier.stopping("state not writable; stopping")
-            done = await stop_without_store(bot)
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise StoreError(f"{first}; stopped placing orders, {done}") from None
+        return await run_guarded(Bot(name, cfg, store, ex, Notifier(), cfg_dir))
     finally:
         store.close()
         os.close(lock)
+
+
+async def run_guarded(bot: Bot) -> int:
+    """``bot.run()``; if the state stops being writable (disk full, read-only), no further order can
+    be recorded first, so none is placed: apply on_stop straight through the venue and fail."""
+    try:
+        return await bot.run()
+    except (StoreError, sqlite3.Error) as exc:
+        from ._failsafe import stop_without_store
+
+        bot.stopping = True
+        bot.notifier.stopping("state not writable; stopping")
+        done = await stop_without_store(bot)
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StoreError(f"{first}; stopped placing orders, {done}") from None
 
 
 _early_signals: list[int] = []
