@@ -43,8 +43,12 @@ def acquire(state_dir: Path, name: str, by_hand: bool = False) -> int:
     systemd): a state directory owned by the service's user is refused even when unlocked, since
     root would leave database files that user cannot write.
     """
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(state_dir / LOCK_NAME, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    flags = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(state_dir / LOCK_NAME, flags, 0o644)
+    except FileNotFoundError:  # a first run: the directory is ours to make
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(state_dir / LOCK_NAME, flags, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:

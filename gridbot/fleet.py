@@ -36,6 +36,12 @@ class Context:
         return cfgmod.config_dir(self.user)
 
     @property
+    def service_reads(self) -> bool:
+        """Whether bots of another uid read this config directory (the system one, DynamicUser=):
+        then a config must be readable by them, not only by the root who validates it."""
+        return not self.user and self.config_dir == cfgmod.SYSTEM_CONFIG_DIR
+
+    @property
     def state_root(self) -> Path:
         if self.user:
             base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
@@ -72,18 +78,22 @@ def validate(ctx: Context, names: list[str]) -> dict[str, "GridConfig"]:
     out = {}
     for n in names:
         out[n] = cfgmod.load(n, ctx.config_dir)
-        if not ctx.user:
+        if ctx.service_reads:
             cfgmod.service_readable(cfgmod.config_path(n, ctx.config_dir))
     return out
 
 
-def try_load(sources: Iterable[tuple[str, Path]]) -> tuple[dict[str, "GridConfig"], dict[str, str]]:
-    """Load (name, path) pairs without stopping at the first bad one: (valid, name -> error)."""
+def try_load(sources: Iterable[tuple[str, Path]], readable: bool = False) -> tuple[dict[str, "GridConfig"], dict[str, str]]:
+    """Load (name, path) pairs without stopping at the first bad one: (valid, name -> error).
+    ``readable``: also require that the instance's own user can read the file (installed configs)."""
     good, bad = {}, {}
     for name, path in sources:
         try:
             good[name] = cfgmod.load_file(path)
+            if readable:
+                cfgmod.service_readable(path)
         except ConfigError as exc:
+            good.pop(name, None)
             bad[name] = str(exc)
     return good, bad
 
@@ -91,8 +101,8 @@ def try_load(sources: Iterable[tuple[str, Path]]) -> tuple[dict[str, "GridConfig
 def load_all(ctx: Context, skip: Iterable[str] = ()) -> tuple[dict[str, "GridConfig"], dict[str, str]]:
     """Every config in the directory but ``skip``: (valid ones, name -> error for invalid ones)."""
     skipped = set(skip)
-    return try_load((n, cfgmod.config_path(n, ctx.config_dir))
-                    for n in cfgmod.list_names(ctx.config_dir) if n not in skipped)
+    return try_load(((n, cfgmod.config_path(n, ctx.config_dir))
+                     for n in cfgmod.list_names(ctx.config_dir) if n not in skipped), readable=ctx.service_reads)
 
 
 # Backpack allows ~2000 requests/min per subaccount, shared by every instance on it. Each live

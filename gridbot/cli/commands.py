@@ -368,8 +368,10 @@ def validate(
             results["(fleet)"] = str(exc)
     else:
         sources = [(fleet.resolve(CTX, [], [p])[0], p) for p in paths or []]
-        sources += [(n, cfgmod.config_path(n, CTX.config_dir)) for n in fleet.resolve(CTX, names or [])]
+        installed = [(n, cfgmod.config_path(n, CTX.config_dir)) for n in fleet.resolve(CTX, names or [])]
         _good, bad = fleet.try_load(sources)
+        bad.update(fleet.try_load(installed, readable=CTX.service_reads)[1])
+        sources += installed
         results = {n: bad.get(n) for n, _path in sources}
         if not results:
             raise UsageError("no instance given: name one or more, -c PATH, or --all")

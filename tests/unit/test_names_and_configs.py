@@ -185,7 +185,7 @@ def test_refused_start_c_writes_nothing(tmp_path, monkeypatch):
     (cfg_dir / "old.json").write_text(json.dumps({**GOOD, "web_port": 9100}))
     new = src / "new.json"
     new.write_text(json.dumps({**GOOD, "web_port": 9100}))
-    ctx = fleet.Context(user=True)  # no readability check against the host's gridbot group here
+    ctx = fleet.Context()
     incoming = fleet.read_incoming(ctx, [new])
     with pytest.raises(ConfigError, match="web_port 9100"):
         fleet.preflight(ctx, ["new"], incoming)
