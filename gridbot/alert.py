@@ -1,8 +1,9 @@
-"""``gridbot-alert@NAME.service`` (the instances' ``OnFailure=``): python -m gridbot.alert NAME.
+"""``gridbot-alert@NAME.service`` (the instances' ``OnFailure=``).
 
-Alerts only when NAME has failed for good: the start limit stopped its restarts, or it refused its
-config (exit 78, which ``RestartPreventExitStatus=`` never restarts). Anything else is one notice
-line and no hook. The hook, ``/etc/gridbot/alert`` if it is an executable regular file owned by
+``python -m gridbot.alert --check NAME`` (the unit's ExecCondition=) decides: NAME has failed for
+good when the start limit stopped its restarts, or it refused its config (exit 78, which
+``RestartPreventExitStatus=`` never restarts); then one line at priority crit, else one notice
+line and the unit is skipped. ``python -m gridbot.alert NAME`` (ExecStart=) runs the hook. The hook, ``/etc/gridbot/alert`` if it is an executable regular file owned by
 root and not writable by others, gets exactly one argument: the name, checked with gridbot's own
 rule. The unit runs this as a throw-away unprivileged user in a sandbox; an operator who needs
 root for the hook opts in with a drop-in (see README, Security).
@@ -53,11 +54,17 @@ def _hook_ok(path: str) -> bool:
             and os.access(path, os.X_OK))
 
 
-def main(argv: list[str]) -> int:
+def _name(args: list[str]) -> str:
+    if len(args) != 1:
+        raise UsageError("expected exactly one instance name")
+    return check_name(args[0])
+
+
+def check(args: list[str]) -> int:
+    """ExecCondition= (as root, "+": it asks systemd, which a dynamic user may not reach over
+    D-Bus): exit 0 when NAME failed for good, 1 (the alert unit is skipped) otherwise."""
     try:
-        if len(argv) != 1:
-            raise UsageError("expected exactly one instance name")
-        name = check_name(argv[0])
+        name = _name(args)
     except UsageError as exc:
         print(f"<3>gridbot-alert: refusing to alert: {exc}", flush=True)
         return 2
@@ -65,12 +72,23 @@ def main(argv: list[str]) -> int:
     why = f"result {p.get('Result') or '?'}, exit status {p.get('ExecMainStatus') or '?'}, {p.get('NRestarts') or 0} restarts"
     if not failed_for_good(p):
         print(f"<5>gridbot instance {name} failed ({why}); not failed for good: no alert", flush=True)
-        return 0
+        return 1
     print(f"<2>gridbot instance {name} FAILED ({why}): see gridbot status {name} and gridbot logs {name}", flush=True)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--check"]:
+        return check(argv[1:])
+    try:
+        name = _name(argv)
+    except UsageError as exc:
+        print(f"<3>gridbot-alert: refusing to alert: {exc}", flush=True)
+        return 2
     if not os.path.lexists(HOOK):
         return 0
     if not _hook_ok(HOOK):
-        print(f"<3>gridbot-alert: {HOOK} not run: it must be an executable file owned by root, "
+        print(f"<3>gridbot-alert: {HOOK} not run for {name}: it must be an executable file owned by root, "
               "not writable by group or others", flush=True)
         return 1
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}

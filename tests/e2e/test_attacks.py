@@ -191,8 +191,9 @@ def test_polkit_refuses_names_gridbot_refuses_and_all_commands_skip_them(box, ma
     finally:
         box.run(["systemctl", "stop", "gridbot@--help.service"])
         box.run(["systemctl", "reset-failed", "gridbot@--help.service", "gridbot-alert@--help.service"])
-    r = box.run(["/opt/gridbot/bin/python", "-m", "gridbot.alert", "--help"])
-    assert r.returncode == 2 and "refusing to alert" in r.stdout
+    for args in (["--help"], ["--check", "--help"], ["--check", "x.y"], ["a", "b"]):
+        r = box.run(["/opt/gridbot/bin/python", "-m", "gridbot.alert", *args])
+        assert r.returncode == 2 and "refusing to alert" in r.stdout, (args, r.stdout)
 
 
 # -- 5: the alert hook ----------------------------------------------------------------------------
@@ -258,7 +259,7 @@ def test_instances_cannot_read_each_other_and_hold_no_core_dumps(box, make_insta
     assert r.returncode == 1 and "locked by another process" in r.stderr and f"gridbot stop {a}" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     assert box.run(["ls", "-A", "/root/cwd"], check=True).stdout == ""
-    r = box.sh(f"cd ~ && /usr/local/bin/gridbot run {a}", user="outsider", timeout=30)
+    r = box.sh(f"cd /home/outsider && /usr/local/bin/gridbot run {a}", user="outsider", timeout=30)
     assert r.returncode != 0 and "Traceback" not in r.stderr and "unusable" in r.stderr, r.stderr
     assert box.run(["test", "-e", "/home/outsider/state"]).returncode != 0
     assert active(box, a) == "active"
@@ -335,7 +336,7 @@ def test_status_port_flood_neither_stalls_trading_nor_floods_the_journal(box, ma
     loop_before = status["last_loop"]
     box.put("/tmp/flood.py", FLOOD)
     r = box.run(["/opt/gridbot/bin/python", "/tmp/flood.py", "9377", "8"], user="outsider", timeout=60)
-    assert int(r.stdout) > 500, r.stdout + r.stderr
+    assert int(r.stdout) > 100, r.stdout + r.stderr  # the backlog is small: a flood mostly waits
     after = json.loads(box.run(["/opt/gridbot/bin/python", "-c", get, "http://127.0.0.1:9377/api/status"],
                                check=True).stdout)
     assert after["healthy"] and after["last_loop"] > loop_before + 5  # the loop kept turning through the flood
