@@ -343,3 +343,26 @@ def test_status_port_flood_neither_stalls_trading_nor_floods_the_journal(box, ma
     assert active(box, name) == "active" and box.show(f"gridbot@{name}.service", "NRestarts")["NRestarts"] == "0"
     new_lines = journal(box, f"gridbot@{name}.service").splitlines()[lines_before:]
     assert len(new_lines) < 30 and not [ln for ln in new_lines if re.search(r"Traceback|rror|xception", ln)], new_lines
+
+
+# -- 12: the disk fills while the bot trades -----------------------------------------------------------
+def test_disk_full_while_running_stops_trading_applies_on_stop_one_line(box, make_instance):
+    name = make_instance("full_run", text=paper_config(on_stop="cancel", paper={
+        "price": {"start_price": 150, "interval_s": 0.05, "volatility": 0.01}}))
+    real = f"/var/lib/private/gridbot/{name}"
+    box.sh(f"mkdir -p {real} && mount -t tmpfs -o size=2M,mode=0700 tmpfs {real}", check=True)
+    try:
+        r = box.gridbot("start", name)
+        assert r.returncode == 0, r.stderr
+        wait_for(lambda: "open orders" in box.show(f"gridbot@{name}.service", "StatusText")["StatusText"],
+                 what="trading")
+        box.sh(f"dd if=/dev/zero of={real}/filler bs=4k 2>/dev/null; true")  # the disk is now full
+        wait_for(lambda: "stopped placing orders" in journal(box, f"gridbot@{name}.service"), timeout=60,
+                 what="the bot noticed the full disk")
+        log = journal(box, f"gridbot@{name}.service")
+        line = next(ln for ln in log.splitlines() if "stopped placing orders" in ln)
+        assert "full" in line and "on_stop=cancel: cancelled" in line, line
+        assert "Traceback" not in log
+    finally:
+        box.sh(f"systemctl stop gridbot@{name}.service; systemctl reset-failed gridbot@{name}.service; "
+               f"umount {real}; rm -rf {real}", timeout=60)
