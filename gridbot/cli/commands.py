@@ -422,6 +422,9 @@ def credentials_set(name: str = typer.Argument(..., autocompletion=_complete_nam
                                               "link-local (e.g. a proxy on the LAN); repeatable")) -> None:
     """Store NAME's API key and secret (from a pipe: JSON or two lines; else a no-echo prompt)."""
     from .. import credentials
+    from .._nodump import forbid_core_dumps
+
+    forbid_core_dumps()  # the secret is in this process's memory from here on
 
     n = fleet.resolve(CTX, [name])[0]
     cfg = fleet.validate(CTX, [n])[n]  # a paper or broken config is refused before the keys are asked for

@@ -53,3 +53,39 @@ def test_disk_full_stops_trading_applies_on_stop_and_fails_with_one_line(tmp_pat
         assert left == [] and "on_stop=cancel: cancelled" in msg, msg
     else:
         assert len(left) >= 5 and "on_stop=keep" in msg, msg
+
+
+# -- item 3: a (re)start racing an editor's truncate-then-write -------------------------------------
+def test_bot_started_mid_write_reads_the_config_once_more(tmp_path):
+    import sys
+    import time
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_runner import BotProc, paper_config
+
+    b = BotProc(tmp_path, cfg="")  # truncated: the editor has not written yet
+    try:
+        b.start()
+        time.sleep(0.7)  # the bot's first read (~0.2 s after exec) sees the truncated file
+        b.write_config(paper_config())  # ... and now it has
+        assert "READY=1" in b.wait_for("READY=1", timeout=20)
+        assert b.stop() == 0
+    finally:
+        b.close()
+
+
+def test_bot_with_a_config_broken_for_good_still_exits_78(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_runner import BotProc
+
+    b = BotProc(tmp_path, cfg='{"symbol": "SOL_USDC"}')
+    try:
+        b.start()
+        assert b.proc.wait(20) == 78
+        assert "not starting" in b.log() and "Traceback" not in b.log()
+    finally:
+        b.close()
