@@ -285,11 +285,11 @@ def live_dropin(name: str, directive: str, allow: Iterable[str] = ()) -> str:
     import ipaddress
 
     nets = []
-    for a in allow:
+    for i, a in enumerate(allow, 1):
         try:
             nets.append(str(ipaddress.ip_network(a, strict=False)))
-        except ValueError:
-            raise UsageError(f"--allow {a!r}: not an IP address or CIDR network") from None
+        except ValueError:  # not echoed: it may be anything pasted in the wrong place
+            raise UsageError(f"--allow (#{i}): not an IP address or CIDR network") from None
     lines = [f"# written by `gridbot credentials set {name}`: a live instance may reach public addresses",
              "# (its exchange), not link-local/cloud metadata or private ranges, and gets its API keys",
              "# as a systemd credential.", "[Service]", "IPAddressDeny=", "IPAddressDeny=" + " ".join(LIVE_DENY)]
