@@ -81,6 +81,12 @@ def test_live_instance_score_at_or_below_bar(box):
     try:
         loaded = box.show("gridbot@hard_live_score.service", "DropInPaths", "IPAddressDeny", "LoadCredential")
         assert "50-live.conf" in loaded["DropInPaths"]  # the drop-in really is part of the scored unit
+        # systemd parsed the deny list (an unknown word would be dropped with a warning, not an error)
+        denied = loaded["IPAddressDeny"].split()
+        for net in ("169.254.0.0/16", "fd00:ec2::254/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+                    "fe80::/64", "fc00::/7"):
+            assert any(d == net or d.startswith(net.split("/")[0]) for d in denied), (net, denied)
+        assert "0.0.0.0/0" not in denied and "::/0" not in denied
         score, left = exposure(box, "gridbot@hard_live_score.service")
         assert score <= LIVE_BAR, f"live exposure {score} > {LIVE_BAR}; still exposed:\n{left}"
     finally:
