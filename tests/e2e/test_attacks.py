@@ -227,8 +227,17 @@ def test_alert_only_when_failed_for_good_unprivileged_with_a_checked_name(box, m
         box.run(["systemctl", "reset-failed", f"gridbot@{cfg78}.service", f"gridbot-alert@{cfg78}.service"])
         box.run(["systemctl", "start", f"gridbot@{cfg78}.service"])
         wait_for(lambda: "not run" in journal(box, f"gridbot-alert@{cfg78}.service"), what="unsafe hook refused")
+        # the operator's documented opt-in: the hook as root
+        box.sh("chmod 0755 /etc/gridbot/alert", check=True)
+        box.put("/etc/systemd/system/gridbot-alert@.service.d/root.conf", "[Service]\nDynamicUser=no\nUser=root\n")
+        box.run(["systemctl", "daemon-reload"], check=True)
+        box.run(["systemctl", "reset-failed", f"gridbot@{cfg78}.service", f"gridbot-alert@{cfg78}.service"])
+        box.run(["systemctl", "start", f"gridbot@{cfg78}.service"])
+        wait_for(lambda: f"attack hook ran for [{cfg78}] as uid 0" in journal(box, f"gridbot-alert@{cfg78}.service"),
+                 what="hook as root after opting in")
     finally:
-        box.sh(f"rm -rf /etc/gridbot/alert /etc/systemd/system/gridbot@{cfg78}.service.d "
+        box.sh(f"rm -rf /etc/gridbot/alert /etc/systemd/system/gridbot-alert@.service.d "
+               f"/etc/systemd/system/gridbot@{cfg78}.service.d "
                f"/etc/systemd/system/gridbot@{once}.service.d; systemctl daemon-reload; "
                f"systemctl reset-failed gridbot@{cfg78}.service gridbot@{once}.service gridbot-alert@{cfg78}.service "
                f"gridbot-alert@{once}.service")
