@@ -375,3 +375,25 @@ def test_disk_full_while_running_stops_trading_applies_on_stop_one_line(box, mak
     finally:
         box.sh(f"systemctl stop gridbot@{name}.service; systemctl reset-failed gridbot@{name}.service; "
                f"umount {real}; rm -rf {real}", timeout=60)
+
+
+def test_state_of_the_old_static_user_moves_to_the_instances_own_user(box, make_instance):
+    """An install from before DynamicUser= left /var/lib/gridbot/NAME owned by the static user:
+    the first start moves it under /var/lib/private and hands it to the instance's own user."""
+    name = make_instance("upgraded")
+    box.sh(f"id olduser >/dev/null 2>&1 || useradd -r olduser; rm -rf /var/lib/gridbot/{name} "
+           f"/var/lib/private/gridbot/{name}; mkdir -p /var/lib/gridbot/{name}; "
+           f"echo kept > /var/lib/gridbot/{name}/marker; chown -R olduser: /var/lib/gridbot/{name}; "
+           f"chmod 700 /var/lib/gridbot/{name}", check=True)
+    try:
+        r = box.gridbot("start", name)
+        assert r.returncode == 0, r.stderr
+        pid = box.show(f"gridbot@{name}.service", "MainPID")["MainPID"]
+        uid = box.run(["stat", "-c", "%u", f"/proc/{pid}"], check=True).stdout.strip()
+        assert box.run(["readlink", f"/var/lib/gridbot/{name}"], check=True).stdout.strip() == f"../private/gridbot/{name}"
+        assert box.run(["cat", f"/var/lib/gridbot/{name}/marker"], check=True).stdout.strip() == "kept"
+        owners = box.sh(f"stat -c %u /var/lib/private/gridbot/{name}/* | sort -u", check=True).stdout.split()
+        assert owners == [uid], owners
+    finally:
+        box.sh(f"systemctl stop gridbot@{name}.service; rm -rf /var/lib/gridbot/{name} /var/lib/private/gridbot/{name}",
+               timeout=60)
