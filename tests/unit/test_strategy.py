@@ -213,12 +213,42 @@ def test_stop_with_cancel_parks_and_resume_replaces_remaining_qty():
     assert again[(Side.buy, D(95))] == D("0.7") and len(again) == 4
 
 
-def test_client_ids_are_unique_u32_and_wrap():
-    s = st.init(params(), D(5))
-    s.next_cid = 0xFFFFFFFF - 1
+def test_client_ids_of_two_epochs_never_collide_and_fit_a_u32():
+    ids = {}
+    for epoch in (1, 2, st.EPOCH_MAX):
+        s = st.init(params(), D(5), epoch=epoch)
+        s, out = st.step(s, st.Tick(D(100)))
+        s, more = st.step(s, st.Rejected(places(out)[0].client_id, "x"))
+        s, more = st.step(s, st.Tick(D(100)))  # the retry takes a fresh id too
+        ids[epoch] = {p.client_id for p in places(out) + places(more)}
+        assert len(ids[epoch]) == 5
+        assert all(c >> st.COUNTER_BITS == epoch and 1 <= c <= 0xFFFFFFFF for c in ids[epoch])
+    assert not ids[1] & ids[2] and not ids[2] & ids[st.EPOCH_MAX] and not ids[1] & ids[st.EPOCH_MAX]
+    with pytest.raises(ValueError):
+        st.init(params(), D(0), epoch=st.EPOCH_MAX + 1)
+    with pytest.raises(ValueError):
+        st.init(params(), D(0), epoch=0)
+
+
+def test_counter_exhaustion_needs_a_new_epoch_and_never_wraps():
+    s = st.init(params(), D(5), epoch=3)
+    assert not st.needs_epoch(s)
+    s.next_cid = st.COUNTER_MAX - st.EPOCH_HEADROOM + 1
+    assert st.needs_epoch(s)  # the runner feeds NewEpoch before the next step
+    s.next_cid = st.COUNTER_MAX - 1  # a runner that did not: the machine refuses rather than reuse an id
+    with pytest.raises(RuntimeError, match="exhausted"):
+        st.step(s, st.Tick(D(100)))
+    s = st.init(params(), D(5), epoch=3)
+    s.next_cid = st.COUNTER_MAX - 1
+    s, _ = st.step(s, st.NewEpoch(9))
+    assert not st.needs_epoch(s) and (s.epoch, s.next_cid) == (9, 1)
     s, out = st.step(s, st.Tick(D(100)))
-    ids = [p.client_id for p in places(out)]
-    assert len(set(ids)) == 4 and all(1 <= i <= 0xFFFFFFFF for i in ids)
+    assert sorted(p.client_id for p in places(out)) == [st.client_id(9, c) for c in range(1, 5)]
+    d = st.GridState.from_dict(json.loads(json.dumps(s.to_dict())))
+    assert (d.epoch, d.next_cid) == (9, 5)  # the allocation persists
+    legacy = s.to_dict()
+    del legacy["epoch"]  # a state saved before epochs: the runner must give it one first
+    assert st.needs_epoch(st.GridState.from_dict(legacy))
 
 
 def test_serialization_round_trip_is_lossless():
