@@ -118,8 +118,8 @@ class Bot:
         self.need_reconcile = False
         self.last_loop = time.time()
         self.loop_timeout = 5.0
-        self._known: set[str] = set()
-        self._known_order: deque[str] = deque()
+        self._known: set[tuple[str, str]] = set()  # (symbol, trade_id): trade ids are per market
+        self._known_order: deque[tuple[str, str]] = deque()
         self._last_status = ""
         self._last_ping = 0.0
         self._balances: dict[str, Any] = {}
@@ -281,12 +281,12 @@ class Bot:
 
     async def poll_fills(self) -> list[st.Intent]:
         since = max(self.fills_from(), self.store.last_fill_ms() - FILL_OVERLAP_MS)
-        new = [f for f in await self.ex.fills_since(self.symbol, since) if f.trade_id not in self._known]
+        new = [f for f in await self.ex.fills_since(self.symbol, since) if (f.symbol, f.trade_id) not in self._known]
         if not new:
             return []
         for f in new:
-            self._known.add(f.trade_id)
-            self._known_order.append(f.trade_id)
+            self._known.add((f.symbol, f.trade_id))
+            self._known_order.append((f.symbol, f.trade_id))
         while len(self._known_order) > 4096:
             self._known.discard(self._known_order.popleft())
         return self.apply([], new)
@@ -314,9 +314,13 @@ class Bot:
                         len(self.state.by_cid), (old_fp or {}).get("exchange"), (old_fp or {}).get("symbol"))
             await self.retire_old_grid(old_fp or fp)
             old = self.state
-            # the new grid keeps what the old one owned, adjusted by any change of the coins granted to it
-            granted = Decimal((old_fp or {}).get("base_investment", "0"))
-            budget = max(Decimal(0), old.inventory + self.cfg.base_investment - granted)
+            if old.p.base == market.base:
+                # the new grid keeps what the old one owned, adjusted by any change of the coins granted to it
+                granted = Decimal((old_fp or {}).get("base_investment", "0"))
+                budget = max(Decimal(0), old.inventory + self.cfg.base_investment - granted)
+            elif old.inventory:
+                log.warning("the old grid's %s %s stay on the account; the new grid trades %s", old.inventory,
+                            old.p.base, market.base)
         else:
             old = None
             if budget:

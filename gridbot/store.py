@@ -48,16 +48,21 @@ CREATE TABLE IF NOT EXISTS orders (
     created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, note TEXT NOT NULL DEFAULT '',
     order_id TEXT NOT NULL DEFAULT '', exchange TEXT NOT NULL DEFAULT '', symbol TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS orders_status ON orders(status);
-CREATE TABLE IF NOT EXISTS fills (
-    trade_id TEXT PRIMARY KEY, client_id INTEGER NOT NULL, side TEXT NOT NULL, price TEXT NOT NULL,
-    qty TEXT NOT NULL, fee TEXT NOT NULL, fee_asset TEXT NOT NULL, is_maker INTEGER NOT NULL,
-    ts_ms INTEGER NOT NULL, order_id TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS fills (%s);
 CREATE INDEX IF NOT EXISTS fills_ts ON fills(ts_ms);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# trade ids are unique per market, not per account: a grid moved to another symbol must not lose the
+# new market's fills to the old one's ids
+_FILLS = """
+    trade_id TEXT NOT NULL, client_id INTEGER NOT NULL, side TEXT NOT NULL, price TEXT NOT NULL,
+    qty TEXT NOT NULL, fee TEXT NOT NULL, fee_asset TEXT NOT NULL, is_maker INTEGER NOT NULL,
+    ts_ms INTEGER NOT NULL, order_id TEXT NOT NULL DEFAULT '', symbol TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (symbol, trade_id)"""
+_SCHEMA %= _FILLS
 # columns added after the first release: (table, column, declaration) for ALTER TABLE ... ADD COLUMN
 _ADDED = (("orders", "order_id", "TEXT NOT NULL DEFAULT ''"), ("orders", "exchange", "TEXT NOT NULL DEFAULT ''"),
-          ("orders", "symbol", "TEXT NOT NULL DEFAULT ''"), ("fills", "order_id", "TEXT NOT NULL DEFAULT ''"))
+          ("orders", "symbol", "TEXT NOT NULL DEFAULT ''"))
 _COLS = "client_id, kind, side, price, qty, gap, status, filled, note, order_id, exchange, symbol"
 
 
@@ -109,6 +114,16 @@ class Store:
 
     def _migrate(self) -> None:
         """Add the columns newer code needs to a database written by an older version."""
+        if "symbol" not in {r[1] for r in self.db.execute("PRAGMA table_info(fills)")}:
+            # the primary key changes: rebuild the table (one transaction, so a crash leaves the old one)
+            self.db.executescript(f"""BEGIN IMMEDIATE;
+                ALTER TABLE fills RENAME TO fills_v1;
+                CREATE TABLE fills ({_FILLS});
+                INSERT INTO fills(trade_id, client_id, side, price, qty, fee, fee_asset, is_maker, ts_ms)
+                    SELECT trade_id, client_id, side, price, qty, fee, fee_asset, is_maker, ts_ms FROM fills_v1;
+                DROP TABLE fills_v1;
+                CREATE INDEX IF NOT EXISTS fills_ts ON fills(ts_ms);
+                COMMIT;""")
         for table, col, decl in _ADDED:
             have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
             if col not in have:
@@ -155,8 +170,9 @@ class Store:
                  exchange, symbol))
 
     def backfill_market(self, exchange: str, symbol: str) -> int:
-        """Rows from before orders recorded their venue belong to the grid that was running then."""
+        """Rows from before orders and fills recorded their market belong to the grid running then."""
         with self.tx():
+            self.db.execute("UPDATE fills SET symbol=? WHERE symbol=''", (symbol,))
             return self.db.execute("UPDATE orders SET exchange=?, symbol=? WHERE symbol=''",
                                    (exchange, symbol)).rowcount
 
@@ -192,13 +208,16 @@ class Store:
         with self.tx():
             cur = self.db.execute(
                 "INSERT OR IGNORE INTO fills(trade_id, client_id, side, price, qty, fee, fee_asset, is_maker, ts_ms,"
-                " order_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                " order_id, symbol) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (f.trade_id, f.client_id, f.side.value, str(f.price), str(f.qty), str(f.fee), f.fee_asset,
-                 int(f.is_maker), f.timestamp_ms, f.order_id))
+                 int(f.is_maker), f.timestamp_ms, f.order_id, f.symbol))
             return cur.rowcount == 1
 
-    def has_fill(self, trade_id: str) -> bool:
-        return self.db.execute("SELECT 1 FROM fills WHERE trade_id=?", (trade_id,)).fetchone() is not None
+    def has_fill(self, trade_id: str, symbol: Optional[str] = None) -> bool:
+        sql, args = "SELECT 1 FROM fills WHERE trade_id=?", [trade_id]
+        if symbol is not None:
+            sql, args = sql + " AND symbol=?", args + [symbol]
+        return self.db.execute(sql, args).fetchone() is not None
 
     def fill_count(self) -> int:
         return self.db.execute("SELECT count(*) FROM fills").fetchone()[0]

@@ -192,6 +192,15 @@ class PaperVenue:
         self._avail[asset] += amount
         return self._close(o, OrderStatus.cancelled)
 
+    def transfer(self, asset: str, amount: Decimal) -> None:
+        """Deposit (amount > 0) or withdraw (< 0) available coins behind the bots' backs: the user's
+        own hand on a shared account, for tests and the fake server's side door."""
+        have = self._avail.get(asset, Decimal(0))
+        if have + amount < 0:
+            raise OrderRejected(f"insufficient {asset}: cannot withdraw {-amount}, available {have}")
+        self._avail[asset] = have + amount
+        self._locked.setdefault(asset, Decimal(0))
+
     def get_order(self, client_id: int) -> Optional[Order]:
         return self._orders.get(client_id)
 
