@@ -628,25 +628,26 @@ def paper_venue(store: Store, cfg: GridConfig) -> tuple[Optional[dict[str, Any]]
     """
     want, saved, have = paper_fingerprint(cfg), store.get("paper"), store.get("paper_cfg")
     if saved is not None and have is None:  # saved before the fingerprint was kept: compare what the venue has
-        v = saved["venue"]
-        legacy = [cfg.symbol, cfg.base_asset, cfg.quote_asset, str(cfg.paper.tick_size), str(cfg.paper.step_size),
-                  str(cfg.paper.min_qty)]
-        same = ([str(Decimal(x)) for x in v["market"][3:]] == legacy[3:] and v["market"][:3] == legacy[:3]
-                and [Decimal(x) for x in v["fees"]] == [cfg.fee_rate, cfg.paper.taker_fee])
-        have = want if same else {}
-    if saved is None or have == want:
+        v, pc = saved["venue"], cfg.paper
+        now = [cfg.symbol, cfg.base_asset, cfg.quote_asset, pc.tick_size, pc.step_size, pc.min_qty, cfg.fee_rate,
+               pc.taker_fee]
+        was = v["market"][:3] + [Decimal(x) for x in v["market"][3:] + v["fees"]]
+        names = ("symbol", "base", "quote", "tick_size", "step_size", "min_qty", "fee_rate", "taker_fee")
+        changed = [n for n, a, b in zip(names, was, now) if a != b]
+    else:
+        changed = [] if saved is None else _diff(have, want)
+    if not changed:
         if have != want:
             store.put("paper_cfg", want)
         return saved, None
-    changed = sorted(_diff(have, want))
     rows = store.orders(PENDING, OPEN)
     log.warning("paper settings changed (%s): rebuilding the simulated venue; the old simulated grid (%d orders) "
-                "and its books are dropped", ", ".join(changed) or "from an older version", len(rows))
+                "and its books are dropped", ", ".join(changed), len(rows))
     seq = saved["venue"]["seq"]
     with store.tx():
         for r in rows:
             store.set_status(r.client_id, CANCELLED, note="paper venue rebuilt")
-        for key in ("paper", "strategy", "grid", "started_ms"):
+        for key in ("paper", "strategy", "grid", "started_ms", "profit"):
             store.delete(key)
         store.put("paper_cfg", want)
     return None, [seq[1], seq[3] if len(seq) > 3 else 0]

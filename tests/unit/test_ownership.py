@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from gridbot import strategy as st
 from gridbot.exchange import _sign
-from gridbot.exchange.base import Balance, Fill, Market, Order, Side
+from gridbot.exchange.base import Balance, Fill, Market, Order, OrderStatus, Side
 from gridbot.exchange.factory import open_exchange
 from gridbot.exchange.paper import PaperVenue
 from gridbot.models import GridConfig
@@ -437,3 +437,36 @@ def test_a_state_saved_before_epochs_keeps_its_grid_and_takes_an_epoch(tmp_path)
     assert epochs.given == [5, 6] and new and all(c >> st.COUNTER_BITS == 6 for c in new)
     assert b.store.get("started_ms") == b.store.first_order_ms()
     assert all(r.symbol == "SOL_USDC" and r.exchange == "paper" for r in b.store.orders())
+
+
+def test_a_venue_saved_before_paper_fingerprints_is_rebuilt_only_if_its_rules_differ(tmp_path, caplog):
+    epochs = Epochs()
+    b = open_bot(tmp_path, config(), epochs)
+    asyncio.run(start(b))
+    b.store.delete("paper_cfg")  # as an older version left it
+    b.store.close()
+    b = open_bot(tmp_path, config(), epochs)  # same rules: kept
+    asyncio.run(start(b))
+    assert epochs.given == [5] and b.store.get("paper_cfg") is not None
+    b.store.delete("paper_cfg")
+    b.store.close()
+    with caplog.at_level(logging.INFO, logger="gridbot"):
+        b = open_bot(tmp_path, config(paper={"step_size": "0.1"}), epochs)
+        asyncio.run(start(b))
+    assert any("paper settings changed (step_size): rebuilding" in r.getMessage() for r in caplog.records)
+    assert b.ex.venue.market.step_size == D("0.1") and epochs.given == [5, 6]
+
+
+def test_reconcile_neither_adopts_nor_cancels_an_order_that_only_shares_our_client_id(tmp_path):
+    b = open_bot(tmp_path, config(), Epochs())
+    asyncio.run(start(b))
+    row = next(r for r in b.store.orders(OPEN) if r.side == "buy")
+    v = b.ex.venue
+    # ours is gone and another state's order now holds the same client id (Backpack allows reuse)
+    v._orders[row.client_id] = replace(v._orders[row.client_id], exchange_id="BP-other")
+    asyncio.run(b.reconcile())
+    assert v.get_order(row.client_id).status is OrderStatus.open  # theirs: left alone
+    assert row.client_id not in b.state.by_cid and b.store.order(row.client_id).status == CANCELLED
+    assert "cancelled outside the bot" in b.state.note  # how the strategy treats an order gone behind its back
+    asyncio.run(b.cycle())
+    assert v.get_order(row.client_id).status is OrderStatus.open and b.state.fills == 1  # still theirs, unbooked
