@@ -123,7 +123,8 @@ def test_a_fill_of_an_order_we_did_not_place_is_not_booked(tmp_path):
     row = next(r for r in b.store.orders(OPEN) if r.side == "buy")
     assert row.order_id.startswith("P") and row.symbol == "SOL_USDC" and row.exchange == "paper"
     before = (b.state.fills, b.state.inventory, b.state.quote_delta, b.store.fill_count())
-    theirs = Fill("x1", row.client_id, "SOL_USDC", Side.buy, row.price, row.qty, D(0), "SOL", True, 1,  # type: ignore[arg-type]
+    assert row.price is not None
+    theirs = Fill("x1", row.client_id, "SOL_USDC", Side.buy, row.price, row.qty, D(0), "SOL", True, 1,
                   order_id="BP-other-instance")
     other_market = replace(theirs, trade_id="x2", symbol="SOL_USDT", order_id=row.order_id)
     assert b.apply([], [theirs, other_market]) == []
