@@ -266,8 +266,9 @@ class PaperVenue:
             "closed": list(self._closed),
             "book": [[str(p), s, c] for p, s, c in self._bids + self._asks],
             "seq": [self._seq, self._trade_seq, self._last_ms, self._order_seq],
+            # the timestamp stays last (readers unpack ``*_, ts``); the order id goes before it
             "fills": [[f.trade_id, f.client_id, f.side.value, str(f.price), str(f.qty), str(f.fee), f.fee_asset,
-                       f.is_maker, f.timestamp_ms, f.order_id] for f in self._fills],
+                       f.is_maker, f.order_id, f.timestamp_ms] for f in self._fills],
         }
 
     @classmethod
@@ -288,9 +289,9 @@ class PaperVenue:
             insort(v._bids if v._orders[c].side is Side.buy else v._asks, (Decimal(p), s, c))
         v._seq, v._trade_seq, v._last_ms, *oseq = d["seq"]
         v._order_seq = oseq[0] if oseq else max(v._orders, default=0)  # old ids were P<client id>
-        v._fills = [Fill(t, c, sym, Side(s), Decimal(p), Decimal(q), Decimal(fee), fa, mk, ts,
-                         oid[0] if oid else f"P{c}")
-                    for t, c, s, p, q, fee, fa, mk, ts, *oid in d["fills"]]
+        v._fills = [Fill(t, c, sym, Side(s), Decimal(p), Decimal(q), Decimal(fee), fa, mk, rest[-1],
+                         rest[0] if len(rest) == 2 else f"P{c}")  # one element: saved before order ids
+                    for t, c, s, p, q, fee, fa, mk, *rest in d["fills"]]
         return v
 
 
