@@ -5,6 +5,10 @@ Order of work: load and validate the config (exit 78 = EX_CONFIG on error so sys
 place the grid, then react to fills and prices. The strategy is pure; this module only moves
 events in and intents out, writing each intent to the store *before* the exchange call.
 
+Ownership on a shared account: client ids come from epochs handed out by ``new_epoch`` (see
+strategy.py); a fill or an open order counts only if it matches an order row we wrote (by the
+venue's order id where known, else client id + symbol), and fills are read from ``started_ms``.
+
 Lean on purpose (20 bots on a small VPS): for paper instances neither OpenSSL (``ssl``,
 ``_hashlib``) nor typer/rich/pystemd/httpx/cryptography are imported, and asyncio is imported only
 after the config said whether TLS will be needed.
