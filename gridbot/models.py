@@ -37,7 +37,7 @@ class OnTrigger(str, Enum):
     """What to do with the position when stop-loss or take-profit fires."""
 
     cancel = "cancel"  # cancel the grid, keep the base
-    sell = "sell"  # cancel the grid and sell all base at market
+    sell = "sell"  # cancel the grid and sell the grid's own base at market (never the account's other coins)
 
 
 class PriceModel(_Strict):
@@ -89,6 +89,9 @@ class GridConfig(_Strict):
     spacing: Spacing = Spacing.arithmetic
     qty_per_level: Optional[PositiveDecimal] = Field(default=None, description="order size in base per level")
     investment: Optional[PositiveDecimal] = Field(default=None, description="total quote to commit; sizes each level")
+    base_investment: Annotated[Decimal, Field(ge=0, allow_inf_nan=False)] = Field(
+        default=Decimal(0), description="base the grid may take from coins already held, to seed its sells; "
+        "nothing else on the account is the grid's (0: it buys what its sells need)")
     fee_rate: Fraction = Field(default=Decimal("0.0008"), description="maker fee the grid's orders pay")
     stop_loss: Optional[PositiveDecimal] = None
     take_profit: Optional[PositiveDecimal] = None

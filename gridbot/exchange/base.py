@@ -53,7 +53,9 @@ class Order:
 
 @dataclass(frozen=True)
 class Fill:
-    """One execution. ``trade_id`` is unique per venue and makes fill recording idempotent."""
+    """One execution. ``trade_id`` is unique per venue and makes fill recording idempotent; ``order_id``
+    (the venue's id of the order, "" if the venue does not say) tells our order from another one that
+    reuses its client id."""
 
     trade_id: str
     client_id: int
@@ -65,6 +67,7 @@ class Fill:
     fee_asset: str
     is_maker: bool = True
     timestamp_ms: int = 0
+    order_id: str = ""
 
 
 @dataclass(frozen=True)
