@@ -14,14 +14,15 @@ from typing import Any
 import httpx
 import pytest
 
-from gridbot.errors import CredentialsError, ExchangeError, OrderRejected
+from gridbot.errors import AuthError, CredentialsError, ExchangeError, OrderRejected
 from gridbot.exchange import _sign, backpack
 from gridbot.exchange.backpack import BackpackExchange, parse_order
 from gridbot.exchange.base import Market, OrderStatus, Side
 from gridbot.models import GridConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fake_backpack import FakeBackpack, expected_string  # noqa: E402
+from _fake_account import MarketSpec  # noqa: E402
+from fake_backpack import DEFAULT_MARKETS, FakeBackpack, expected_string  # noqa: E402
 
 SECRET = base64.b64encode(bytes(range(32))).decode()
 PUB = _sign.public_key_b64(_sign.load_private_key(SECRET))
@@ -53,8 +54,9 @@ def cfg(base_url: str, **bp: Any) -> GridConfig:
 
 @pytest.fixture
 def fake():
-    with FakeBackpack(PUB, balances={"SOL": D(10), "USDC": D(10000)}, price=D(150),
-                      extra_markets=(Market("BTC_USDC", "BTC", "USDC", D("0.1"), D("0.0001"), D("0.0001")),)) as f:
+    btc = MarketSpec("BTC_USDC", "BTC", "USDC", D("0.1"), D("0.0001"), D("0.0001"), None, None)
+    with FakeBackpack(PUB, markets=(*DEFAULT_MARKETS, btc), prices={"SOL_USDC": D(150), "BTC_USDC": D(60000)},
+                      balances={"SOL": D(10), "USDC": D(10000), "USDT": D(10000)}) as f:
         yield f
 
 
@@ -84,8 +86,8 @@ def test_market_rules_and_ticker(fake):
     async def body(ex):
         return await ex.market(SYM), await ex.market("BTC_USDC"), await ex.last_price(SYM)
     sol, btc, price = run(fake, body)
-    assert sol == Market(SYM, "SOL", "USDC", D("0.01"), D("0.01"), D("0.01"))
-    assert btc.tick_size == D("0.1") and btc.min_qty == D("0.0001")
+    assert sol == Market(SYM, "SOL", "USDC", D("0.01"), D("0.01"), D("0.01"), (D("0.75"), D("1.25")), "Open")
+    assert btc.tick_size == D("0.1") and btc.min_qty == D("0.0001") and btc.price_band is None
     assert price == D(150)
     assert len([e for e in fake.log if e["path"] == "/api/v1/markets"]) == 1  # cached
 
@@ -218,14 +220,6 @@ def test_client_id_must_be_u32(fake):
 
 # --- venue refusals and error bodies -------------------------------------------------------------
 
-def test_post_only_cross_is_order_rejected(fake):
-    async def body(ex):
-        await ex.place_limit(SYM, Side.buy, D(155), D(1), 5)
-    with pytest.raises(OrderRejected, match=r"place buy 1 SOL_USDC @ 155 \(clientId 5\): Backpack answered 400"):
-        run(fake, body)
-    assert len(posts(fake)) == 1  # a refusal is final: not retried
-
-
 def test_insufficient_funds_is_order_rejected(fake):
     async def body(ex):
         await ex.place_limit(SYM, Side.buy, D(140), D(1000), 6)
@@ -295,7 +289,7 @@ def test_key_not_matching_secret_refused_at_construction():
 def test_unknown_api_key_is_refused(fake):
     async def body(ex):
         await ex.balances()
-    with pytest.raises(ExchangeError, match="UNAUTHORIZED: API key not found .*check the API key"):
+    with pytest.raises(AuthError, match="UNAUTHORIZED: API key not found .*check the API key"):
         run(fake, body, key=OTHER_PUB, secret=OTHER_SECRET)
 
 
@@ -305,7 +299,7 @@ def test_bad_signature_rejected_by_fake_and_mapped(fake):
         await ex.place_limit(SYM, Side.buy, D(140), D(1), 9)
     with pytest.raises(ExchangeError, match="INVALID_SIGNATURE"):
         run(fake, body)
-    assert fake.placed(9) == 0 and fake.venue.open_orders() == []
+    assert fake.placed(9) == 0 and fake.open_orders() == []
 
 
 def _raw_signed(fake: FakeBackpack, signed_params: dict, sent_params: dict, ts: int | None = None,
@@ -432,7 +426,7 @@ def test_5xx_after_acceptance_is_not_resent(fake):
     o = run(fake, body)
     assert o.client_id == 13 and o.status is OrderStatus.open
     assert len(posts(fake)) == 1 and fake.placed(13) == 1
-    assert len(fake.venue.open_orders()) == 1
+    assert len(fake.open_orders()) == 1
 
 
 def test_timeout_after_acceptance_does_not_double_place(fake):
@@ -444,7 +438,7 @@ def test_timeout_after_acceptance_does_not_double_place(fake):
     o = run(fake, body, t=t, timeout_s=0.3)
     assert o.client_id == 14 and o.price == D(141)
     assert len(posts(fake)) == 1 and fake.placed(14) == 1
-    assert [o.client_id for o in fake.venue.open_orders()] == [14]
+    assert [o.client_id for o in fake.open_orders()] == [14]
     # waited until the first request's signature window (5 s) was over before looking it up
     assert max(t.sleeps) >= 4.0
 
@@ -476,7 +470,7 @@ def test_timeout_before_acceptance_places_once(fake):
     async def body(ex):
         return await ex.place_limit(SYM, Side.buy, D(141), D(1), 18)
     assert run(fake, body).client_id == 18
-    assert fake.placed(18) == 1 and len(fake.venue.open_orders()) == 1
+    assert fake.placed(18) == 1 and len(fake.open_orders()) == 1
 
 
 def test_cancel_retried_after_timeout_is_quiet(fake):
@@ -634,16 +628,16 @@ def test_runner_trades_through_the_adapter(fake, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "gridbot.runner", "bp1"], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        assert _wait(lambda: len(fake.venue.open_orders()) >= 4), "grid was not placed"
-        first = {o.client_id: o for o in fake.venue.open_orders()}
-        assert {o.side for o in first.values()} == {Side.buy, Side.sell}
+        assert _wait(lambda: len(fake.open_orders()) >= 4), "grid was not placed"
+        first = {o.client_id: o for o in fake.open_orders()}
+        assert {o.side for o in first.values()} == {"Bid", "Ask"}
         assert all(posts(fake)[i]["params"]["postOnly"] is True for i in range(len(posts(fake))))
-        best_buy = max(o.price for o in first.values() if o.side is Side.buy)
+        best_buy = max(o.price for o in first.values() if o.side == "Bid")
         fills = fake.set_price(best_buy)
         assert len(fills) == 1
         # the runner sees the fill through fills_since and places the counter-order one level up
-        assert _wait(lambda: any(o.client_id not in first and o.side is Side.sell
-                                 for o in fake.venue.open_orders())), "no counter-order after the fill"
+        assert _wait(lambda: any(o.client_id not in first and o.side == "Ask"
+                                 for o in fake.open_orders())), "no counter-order after the fill"
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=20)
     finally:
@@ -651,7 +645,7 @@ def test_runner_trades_through_the_adapter(fake, tmp_path):
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, out
-    assert fake.venue.open_orders() == []  # on_stop=cancel went through the adapter too
+    assert fake.open_orders() == []  # on_stop=cancel went through the adapter too
     assert SECRET not in out and PUB not in out
 
 
