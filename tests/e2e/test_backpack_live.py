@@ -68,7 +68,7 @@ def test_live_instance_gets_keys_from_credentials_only(box):
         assert status["ActiveState"] == "active", status
         venue = fake_state(box)
         assert len(venue["open_orders"]) >= 8, venue
-        assert {o["side"] for o in venue["open_orders"]} == {"buy", "sell"}
+        assert {o["side"] for o in venue["open_orders"]} == {"Bid", "Ask"}  # Backpack's words
 
         # the keys are nowhere but the credential
         pid = status["MainPID"]

@@ -818,9 +818,40 @@ def test_standalone_fake_keeps_state_across_restarts(tmp_path):
         assert r.json()["code"] == "TOO_MANY_REQUESTS"
         assert httpx.get(url + "/api/v1/ticker", params={"symbol": SYM}).json()["lastPrice"] == "161"
         assert httpx.get(url + "/_state").json()["price"] == "161"
+        # the side doors, as a container test drives them
+        assert httpx.post(url + "/_balance", json={"asset": "SOL", "delta": "-1"}).json()["SOL"]["available"] == "1"
+        asyncio.run(_standalone_order(url, t))
+        assert httpx.post(url + "/_cancel_all", json={}).json() == {"cancelled": 1}
+        assert httpx.post(url + "/_hide_fills", json={"on": True}).json() == {"hide_fills": True}
+        httpx.post(url + "/_system_fill", json={"symbol": SYM, "side": "Bid", "quantity": "0.5"})
+        assert len(httpx.get(url + "/_state").json()["fills"]) == 1
+        assert httpx.post(url + "/_reveal").json() == {"revealed": 1}
+        assert httpx.post(url + "/_market", json={"symbol": SYM, "state": "PostOnly"}).json()["orderBookState"] == "PostOnly"
+        assert httpx.post(url + "/_down", json={"mode": "503"}).status_code == 200
+        assert _wait(lambda: httpx.get(url + "/api/v1/time").status_code == 503, 5)
+        httpx.post(url + "/_up")
+        httpx.post(url + "/_down", json={"mode": "refuse", "for_s": 0.5})
+        assert _wait(lambda: _refused(url + "/api/v1/time"), 5), "the port still answers"
+        assert _wait(lambda: not _refused(url + "/api/v1/time"), 5), "the fake did not come back"
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+async def _standalone_order(url: str, t: FakeTime) -> None:
+    ex = BackpackExchange(cfg(url), PUB, SECRET, sleep=t.sleep, monotonic=t.monotonic)
+    try:
+        await ex.place_limit(SYM, Side.buy, D(150), D("0.1"), 78)
+    finally:
+        await ex.close()
+
+
+def _refused(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=1)
+    except httpx.TransportError:
+        return True
+    return False
 
 
 def test_implements_every_exchange_method_with_the_same_parameters():
