@@ -543,7 +543,8 @@ class BackpackExchange:
                 if len(rows or []) < FILLS_PAGE:
                     break
             else:
-                log.warning("fills %s: stopped after %d pages; the rest comes next poll", symbol, FILLS_MAX_PAGES)
+                log.warning("fills %s: stopped after %d pages; older fills than these were not read",
+                            symbol, FILLS_MAX_PAGES)
         return sorted(fills.values(), key=lambda f: (f.timestamp_ms, f.trade_id))
 
     async def balances(self) -> dict[str, Balance]:
