@@ -9,7 +9,8 @@
     ├── JobFailed                a start/stop/restart job did not succeed   (exit 1)
     ├── CredentialsError         API keys missing or unreadable             (exit 6)
     └── ExchangeError            the venue refused or failed a request
-        └── OrderRejected        an order was refused (funds, price, size)
+        ├── OrderRejected        an order was refused (funds, price, size)
+        └── AuthError            the venue refused the API key or signature
 
 Callers raise these with a message fit to print as-is; ``cli.main`` maps them to exit codes.
 """
@@ -70,3 +71,11 @@ class ExchangeError(GridbotError):
 
 class OrderRejected(ExchangeError):
     """An order was refused (insufficient funds, bad price or size, post-only cross)."""
+
+
+class AuthError(ExchangeError):
+    """The venue refused the credentials (unknown key, bad signature, no permission).
+
+    Not an order rejection: nothing about the order was judged, and every further request will
+    fail the same way until the keys (or the host clock) are fixed.
+    """

@@ -21,7 +21,8 @@ def keypair() -> tuple[str, str]:
 
 
 def live_config() -> str:
-    return json.dumps({"exchange": "backpack", "symbol": "SOL_USDC", "lower_price": 100, "upper_price": 200,
+    # inside the fake's (Backpack's) price band at 150: 0.75 × 150 .. 1.25 × 150
+    return json.dumps({"exchange": "backpack", "symbol": "SOL_USDC", "lower_price": 120, "upper_price": 180,
                        "levels": 10, "qty_per_level": 0.1,
                        "backpack": {"base_url": f"http://127.0.0.1:{PORT}", "poll_interval_s": 0.5}})
 
@@ -68,7 +69,7 @@ def test_live_instance_gets_keys_from_credentials_only(box):
         assert status["ActiveState"] == "active", status
         venue = fake_state(box)
         assert len(venue["open_orders"]) >= 8, venue
-        assert {o["side"] for o in venue["open_orders"]} == {"buy", "sell"}
+        assert {o["side"] for o in venue["open_orders"]} == {"Bid", "Ask"}  # Backpack's words
 
         # the keys are nowhere but the credential
         pid = status["MainPID"]

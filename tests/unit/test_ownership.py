@@ -154,7 +154,7 @@ def test_fills_are_read_from_the_states_start_never_from_zero(tmp_path):
 def test_fills_are_read_from_the_states_start_on_backpack(tmp_path):
     from gridbot.exchange.backpack import BackpackExchange
 
-    with FakeBackpack(PUB, balances={"SOL": D(10), "USDC": D(10000)}, price=D(150)) as fake:
+    with FakeBackpack(PUB, balances={"SOL": D(10), "USDC": D(10000)}, prices={"SOL_USDC": D(150)}) as fake:
         fake.set_price(D(150))
         cfg = config(exchange="backpack", backpack={"base_url": fake.base_url})
         ex = BackpackExchange(cfg, PUB, SECRET, min_interval_s=0)
@@ -170,7 +170,7 @@ def test_fills_are_read_from_the_states_start_on_backpack(tmp_path):
         froms = [int(e["params"]["from"]) for e in fake.log if e["path"] == "/wapi/v1/history/fills"]
         started = b.store.get("started_ms")
         assert froms and min(froms) >= started - START_SLACK_MS > 0
-        assert {o.client_id >> st.COUNTER_BITS for o in fake.venue.open_orders()} == {5}
+        assert {o.client_id >> st.COUNTER_BITS for o in fake.open_orders()} == {5}
 
 
 # ------------------------------------------------------------------ coins
