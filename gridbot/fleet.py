@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Optional
 
 from . import config as cfgmod
+# the account's shared rate limit and what one bot polls: one set of figures, enforced by the bot itself
+from .account import ACCOUNT_REQUESTS_PER_MIN, poll_budget, requests_per_min
 from ._units import TEMPLATE, check_name, unit_name
 from .errors import ConfigError, GridbotError, InstanceNotFound, JobFailed, UsageError
 from .systemd import Manager, UnitRow, enabled_instances, unit_dirs
@@ -89,13 +91,6 @@ def load_all(ctx: Context, skip: Iterable[str] = ()) -> tuple[dict[str, "GridCon
                     for n in cfgmod.list_names(ctx.config_dir) if n not in skipped)
 
 
-# Backpack allows ~2000 requests/min per subaccount, shared by every instance on it. Each live
-# bot polls about twice per poll_interval_s (fills, price); keep a quarter free for orders.
-ACCOUNT_REQUESTS_PER_MIN = 2000
-POLL_SHARE = 0.75
-REQUESTS_PER_POLL = 2
-
-
 def check_clashes(configs: dict[str, "GridConfig"]) -> None:
     """Two instances may not share a status port, nor trade one symbol on one live account, and
     the live instances of one account must poll within that account's shared rate limit."""
@@ -114,8 +109,8 @@ def check_clashes(configs: dict[str, "GridConfig"]) -> None:
                 problems.append(f"{books[key]} and {name} both trade {cfg.symbol} on {cfg.exchange} account '{key[1]}'")
             books.setdefault(key, name)
             account = (cfg.exchange, cfg.backpack.account)
-            polling[account] = polling.get(account, 0.0) + REQUESTS_PER_POLL * 60 / cfg.backpack.poll_interval_s
-    budget = ACCOUNT_REQUESTS_PER_MIN * POLL_SHARE
+            polling[account] = polling.get(account, 0.0) + requests_per_min(cfg.backpack.poll_interval_s)
+    budget = poll_budget()
     for (exchange, account), per_min in sorted(polling.items()):
         if per_min > budget:
             problems.append(f"the {exchange} instances on account '{account}' would poll ~{per_min:.0f} requests/min, "

@@ -27,7 +27,7 @@ import time  # noqa: E402
 from collections import deque  # noqa: E402
 from decimal import Decimal  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import TYPE_CHECKING, Any, Optional  # noqa: E402
+from typing import TYPE_CHECKING, Any, Callable, Optional  # noqa: E402
 
 from . import strategy as st  # noqa: E402
 from .config import config_dir, load  # noqa: E402
@@ -40,6 +40,7 @@ from .store import CANCELLED, FILLED, OPEN, PENDING, REJECTED, Store, StoreError
 if TYPE_CHECKING:
     import asyncio
 
+    from .account import Claim
     from .exchange.base import Exchange, Fill, Market
 
 EX_OK, EX_FAIL, EX_CONFIG = 0, 1, 78
@@ -84,8 +85,9 @@ class Bot:
     """One instance's event loop: exchange <-> strategy, with the store as the write-ahead log."""
 
     def __init__(self, name: str, cfg: GridConfig, store: Store, exchange: "Exchange", notifier: Notifier,
-                 cfg_dir: Path) -> None:
+                 cfg_dir: Path, new_epoch: Optional[Callable[[], int]] = None) -> None:
         self.name, self.cfg, self.store, self.ex, self.notifier = name, cfg, store, exchange, notifier
+        self.new_epoch = new_epoch or (lambda: 1)  # a fresh state's client-id epoch (account.Claim.new_epoch)
         self.cfg_dir = cfg_dir
         self.symbol = cfg.symbol
         self.state: Optional[st.GridState] = None
@@ -458,7 +460,8 @@ def _s(x: Optional[Decimal]) -> Optional[str]:
     return None if x is None else str(x)
 
 
-async def _amain(name: str, cfg: GridConfig, state_dir: Path, cfg_dir: Path) -> int:
+async def _amain(name: str, cfg: GridConfig, state_dir: Path, cfg_dir: Path, claim: "Claim") -> int:
+    from .account import check_fresh_start, state_is_empty
     from .exchange.factory import open_exchange
 
     store = Store.open(state_dir)
@@ -467,7 +470,13 @@ async def _amain(name: str, cfg: GridConfig, state_dir: Path, cfg_dir: Path) -> 
         latency = float(os.environ.get("GRIDBOT_PAPER_LATENCY_MS", "0") or 0) / 1000
         ex = open_exchange(cfg, state_dir, saved=store.get("paper"), save=lambda d: store.put("paper", d),
                            latency_s=latency)
-        bot = Bot(name, cfg, store, ex, Notifier(), cfg_dir)
+        if claim.live and state_is_empty(store):
+            try:  # a lost state never starts silently; a reset's old orders are cancelled first
+                await check_fresh_start(claim, ex)
+            except BaseException:
+                await ex.close()
+                raise
+        bot = Bot(name, cfg, store, ex, Notifier(), cfg_dir, new_epoch=claim.new_epoch)
         return await bot.run()
     finally:
         store.close()
@@ -493,9 +502,18 @@ def main(name: str) -> int:
         sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
     import asyncio
 
+    from .account import AccountError, accounts_root, claim
+
     state_dir = state_dir_for(name)
-    try:
-        return asyncio.run(_amain(name, cfg, state_dir, cfg_dir))
+    try:  # the account's rules, before anything is opened: one symbol per account, its rate budget
+        held = claim(name, cfg, accounts_root(state_dir.parent))
+        try:
+            return asyncio.run(_amain(name, cfg, state_dir, cfg_dir, held))
+        finally:
+            held.release()
+    except AccountError as exc:
+        log.error("not starting: %s", exc)
+        return EX_FAIL if exc.transient else EX_CONFIG
     except (GridError, CredentialsError, ConfigError) as exc:
         log.error("not starting: %s", exc)
         return EX_CONFIG
