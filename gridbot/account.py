@@ -44,7 +44,9 @@ start while the registry shows this name was issued epochs before (it had state)
 venue shows open orders on its symbol from one of its epochs: those orders and their fills belong
 to a state that is gone. ``gridbot reset NAME`` (``mark_reset``) retires the name's epochs and
 leaves a marker; the next start then cancels the open orders on the recorded symbol carrying a
-client id from a retired epoch, clears the marker and starts clean. The cancel happens in the bot
+client id from a retired epoch, clears the marker and starts clean. A fresh live state reserves
+its epoch before it trades (``reserve_epoch``), so a kill -9 before its first snapshot errs on the
+safe side: the next start refuses, and ``gridbot reset`` clears it. The cancel happens in the bot
 and not in the CLI because only the bot has the API keys: systemd decrypts them into the
 sandboxed unit alone, and a second key-handling path (root's CLI decrypting credentials) would be
 one more place for them to leak; it also lets reset work while the venue is unreachable.
@@ -90,7 +92,7 @@ REGISTRY = "epochs.json"
 MUTEX = ".mutex"
 MUTEX_WAIT_S = 10.0
 FILE_MODE = 0o660
-DIR_MODE = 0o2770
+DIR_MODE = 0o770  # plus setgid, inherited from the accounts directory (tmpfiles.d: 2770 root:gridbot)
 
 
 class AccountError(GridbotError):
@@ -137,14 +139,23 @@ def describe(exchange: str, account: str) -> str:
 
 
 # -- files --------------------------------------------------------------------------------------
-def _ensure_dir(d: Path) -> None:
+def _mkdir(d: Path) -> None:
+    """A group-shared directory despite the unit's UMask=0077. Its setgid bit comes from the parent
+    (the kernel copies it): asking for S_ISGID ourselves is refused under RestrictSUIDSGID=."""
+    old = os.umask(0o007)  # only the claim, before the event loop and any thread, creates directories
     try:
         d.mkdir(mode=DIR_MODE, parents=True)
     except FileExistsError:
-        return
+        pass
+    finally:
+        os.umask(old)
+
+
+def _ensure_dir(d: Path) -> None:
+    try:
+        _mkdir(d)
     except OSError as exc:
         raise AccountError(f"cannot create the account directory {d}: {exc.strerror}") from None
-    os.chmod(d, DIR_MODE)  # mkdir's mode went through the umask
 
 
 def _open_rw(path: Path) -> int:
@@ -380,7 +391,7 @@ def claim(name: str, cfg: "GridConfig", root: Path) -> Claim:
     d = account_dir(root, exchange, account)
     where = describe(exchange, account)
     try:
-        Path(root).mkdir(mode=DIR_MODE, parents=True, exist_ok=True)  # user mode, tests; system: tmpfiles.d
+        _mkdir(Path(root))  # user mode, tests; the system's comes from tmpfiles.d
     except OSError as exc:
         raise AccountError(f"the accounts directory {root} is missing and cannot be created ({exc.strerror}); "
                            f"packaging's tmpfiles.d makes it: run `sudo ./packaging/install.sh` again") from None

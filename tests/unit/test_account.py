@@ -101,6 +101,8 @@ def test_lock_of_a_dead_holder_is_stale_and_taken(root):
 
 
 def test_files_are_group_shared_despite_the_units_umask(root):
+    root.mkdir()
+    os.chmod(root, 0o2770)  # as tmpfiles.d makes it
     old = os.umask(0o077)
     try:
         with claim("a", live(), root) as c:
