@@ -14,7 +14,7 @@ import sdbox
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-PORT = 18997
+PORT = 28417  # the container shares the host network: a port no other test uses
 ACCOUNTS = "/var/lib/gridbot/.accounts"
 
 
