@@ -332,3 +332,65 @@ def test_bot_with_a_lost_state_refuses_naming_reset(tmp_path, root):
     assert account.history(root, "backpack", "main", "bot")["epochs"] == [1]
     with claim("other", live(), root):  # the refused bot let go of its lock
         pass
+
+
+# -- gridbot reset, below the CLI (systemd stubbed) ---------------------------------------------
+@pytest.fixture
+def user_ctx(tmp_path, monkeypatch):
+    from gridbot import fleet
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("GRIDBOT_CONFIG_DIR", str(tmp_path / "conf"))
+    monkeypatch.delenv("GRIDBOT_ACCOUNTS_DIR", raising=False)
+    (tmp_path / "conf").mkdir()
+    states = {}
+    monkeypatch.setattr(fleet, "_unit_state", lambda ctx, name: states.get(name, "inactive"))
+    ctx = fleet.Context(user=True)
+    return ctx, states
+
+
+def test_reset_clears_state_retires_epochs_and_refuses_a_running_instance(user_ctx):
+    from gridbot import fleet
+    from gridbot.errors import UsageError
+
+    ctx, states = user_ctx
+    (ctx.config_dir / "bot.json").write_text(live().model_dump_json(by_alias=True, exclude_none=True))
+    root = account.accounts_root(ctx.state_root)
+    assert root == ctx.state_root / ".accounts"  # beside the instances' state directories
+    state = ctx.state_root / "bot"
+    (state / "sub").mkdir(parents=True)
+    (state / "gridbot.sqlite").write_text("x")
+    with claim("bot", live(), root) as c:
+        e = c.new_epoch()
+        with pytest.raises(UsageError, match=r"bot is running \(pid"):  # running outside systemd
+            fleet.reset_plan(ctx, "bot")
+    states["bot"] = "active"
+    with pytest.raises(UsageError, match="stop it first"):
+        fleet.reset_plan(ctx, "bot")
+    assert sorted(p.name for p in state.iterdir()) == ["gridbot.sqlite", "sub"]
+    assert account.history(root, "backpack", "main", "bot")["epochs"] == [e]  # nothing changed
+    states["bot"] = "inactive"
+    plan = fleet.reset_plan(ctx, "bot")
+    assert plan.live and plan.epochs == (e,) and plan.state_entries == ["gridbot.sqlite", "sub"]
+    states["bot"] = "activating"  # started between the question and the answer
+    with pytest.raises(UsageError, match="started meanwhile"):
+        fleet.reset_apply(ctx, plan)
+    assert (state / "gridbot.sqlite").exists()
+    states["bot"] = "inactive"
+    done = fleet.reset_apply(ctx, plan)
+    assert state.is_dir() and not list(state.iterdir())
+    assert any(f"epochs {e} retired" in d for d in done) and any("--user start bot" in d for d in done)
+    h = account.history(root, "backpack", "main", "bot")
+    assert h["epochs"] == [] and h["cancel_on_start"] == {"symbol": "SOL_USDC", "epochs": [e]}
+
+
+def test_reset_of_a_paper_instance_only_clears_its_state(user_ctx):
+    from gridbot import fleet
+
+    ctx, _ = user_ctx
+    (ctx.config_dir / "pap.json").write_text(live(exchange="paper").model_dump_json(by_alias=True, exclude_none=True))
+    (ctx.state_root / "pap").mkdir(parents=True)
+    (ctx.state_root / "pap" / "gridbot.sqlite").write_text("x")
+    done = fleet.reset_apply(ctx, fleet.reset_plan(ctx, "pap"))
+    assert done[0].startswith("state cleared: removed 1 entry") and len(done) == 2
+    assert not (ctx.state_root / ".accounts").exists()
