@@ -153,11 +153,13 @@ def test_lost_state_refuses_until_reset_then_starts_clean(box, live_instance):
     assert len(lines) == 1 and f"run `gridbot reset {name}`" in lines[0], lines
     assert box.gridbot("start", name).returncode != 0  # `gridbot start` cannot get round it either
 
-    # more bad input: unknown name, no terminal without --yes, a bad name
+    # more bad input: unknown name, no terminal without --yes, a bad name, an operator (not root)
     before = snapshot(box, name)
-    for args, code in ((["nosuch", "--yes"], 4), ([name], 2), (["../etc", "--yes"], 2)):
-        r = box.gridbot("reset", *args)
+    for args, code, user in ((["nosuch", "--yes"], 4, None), ([name], 2, None), (["../etc", "--yes"], 2, None),
+                             ([name, "--yes"], 4, "op")):
+        r = box.gridbot("reset", *args, user=user)
         assert r.returncode == code and len(r.stderr.splitlines()) == 1 and not r.stdout, (args, r)
+    assert "sudo" in r.stderr
     assert snapshot(box, name) == before
 
     r = box.gridbot("reset", name, "--yes")
