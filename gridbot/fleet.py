@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Optional
 
+from . import account as acct
 from . import config as cfgmod
 # the account's shared rate limit and what one bot polls: one set of figures, enforced by the bot itself
 from .account import ACCOUNT_REQUESTS_PER_MIN, poll_budget, requests_per_min
@@ -340,10 +341,14 @@ def _unit_state(ctx: Context, name: str) -> str:
     return rows[0].active_state if rows else "inactive"
 
 
+def _check_not_holding(root: Path, exchange: str, label: str, symbol: str, name: str) -> None:
+    h = acct.holder(root, exchange, label, symbol)
+    if h is not None and h.get("name") == name:  # running outside systemd (`gridbot run` by hand)
+        raise UsageError(f"{name} is running (pid {h.get('pid', '?')}): stop it first; nothing was reset")
+
+
 def reset_plan(ctx: Context, name: str) -> ResetPlan:
     """Check that ``name`` may be reset (root for the system, known, configured, not running)."""
-    from . import account
-
     check_name(name)
     if not ctx.user and os.geteuid() != 0:
         raise PermissionDenied(f"gridbot reset deletes the state of {name}: run it with sudo")
@@ -358,23 +363,22 @@ def reset_plan(ctx: Context, name: str) -> ResetPlan:
         raise PermissionDenied(f"cannot read {state_dir}: permission denied (use sudo)") from None
     if cfg.exchange == "paper":
         return ResetPlan(name, state_dir, entries, live=False, failed=state == "failed")
-    exchange, label = account.account_key(cfg)
-    root = account.accounts_root(ctx.state_root)
-    h = account.holder(root, exchange, label, cfg.symbol)
-    if h is not None and h.get("name") == name:  # running outside systemd (`gridbot run` by hand)
-        raise UsageError(f"{name} is running (pid {h.get('pid', '?')}): stop it first; nothing was reset")
-    epochs = tuple(account.history(root, exchange, label, name)["epochs"])
+    exchange, label = acct.account_key(cfg)
+    root = acct.accounts_root(ctx.state_root)
+    _check_not_holding(root, exchange, label, cfg.symbol, name)
+    epochs = tuple(acct.history(root, exchange, label, name)["epochs"])
     return ResetPlan(name, state_dir, entries, True, exchange, label, cfg.symbol, epochs, root, state == "failed")
 
 
 def reset_apply(ctx: Context, plan: ResetPlan) -> list[str]:
     """Clear the state directory, retire the live instance's epochs (its next start cancels their
     open orders), clear a failed unit. Returns what was done, one line each."""
-    from . import account
-
     name = plan.name
     if _unit_state(ctx, name) in RUNNING_STATES:  # started since the plan was made
         raise UsageError(f"{name} was started meanwhile: stop it first; nothing was reset")
+    if plan.live:
+        assert plan.accounts_root is not None
+        _check_not_holding(plan.accounts_root, plan.exchange, plan.account, plan.symbol, name)
     done = []
     removed = 0
     for entry in plan.state_dir.iterdir() if plan.state_dir.is_dir() else ():
@@ -392,8 +396,8 @@ def reset_apply(ctx: Context, plan: ResetPlan) -> list[str]:
                 if removed else f"state: {plan.state_dir} was already empty")
     if plan.live:
         assert plan.accounts_root is not None
-        retired = account.mark_reset(plan.accounts_root, plan.exchange, plan.account, name, plan.symbol)
-        where = account.describe(plan.exchange, plan.account)
+        retired = acct.mark_reset(plan.accounts_root, plan.exchange, plan.account, name, plan.symbol)
+        where = acct.describe(plan.exchange, plan.account)
         if retired:
             done.append(f"client-id epochs {', '.join(map(str, retired))} retired on {where}; the next start "
                         f"cancels its open orders on {plan.symbol} carrying them, then places a fresh grid")
