@@ -37,7 +37,7 @@ lock on the account plus ours, and refuse over ``POLL_SHARE`` of the account's s
 **Epochs** (``Claim.new_epoch``): client ids are ``epoch << 18 | counter`` (u32). Epochs
 1..16383 are handed out once per account, never reused, and recorded per instance name, so no
 instance (nor the same name rebuilt from a fresh state) can produce another's client ids. That
-allows 16383 fresh states per account, each with 262143 orders.
+allows 16383 fresh states per account, each with 2^18 = 262144 client ids.
 
 **Lost state** (``check_fresh_start``): a live instance whose state is missing or empty refuses to
 start while the registry shows this name was issued epochs before (it had state), or while the
