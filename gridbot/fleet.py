@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Optional
 
+from . import account as acct
 from . import config as cfgmod
+# the account's shared rate limit and what one bot polls: one set of figures, enforced by the bot itself
+from .account import ACCOUNT_REQUESTS_PER_MIN, poll_budget, requests_per_min
 from ._units import TEMPLATE, check_name, unit_name
-from .errors import ConfigError, GridbotError, InstanceNotFound, JobFailed, UsageError
+from .errors import ConfigError, GridbotError, InstanceNotFound, JobFailed, PermissionDenied, UsageError
 from .systemd import Manager, UnitRow, enabled_instances, unit_dirs
 
 if TYPE_CHECKING:
@@ -89,13 +92,6 @@ def load_all(ctx: Context, skip: Iterable[str] = ()) -> tuple[dict[str, "GridCon
                     for n in cfgmod.list_names(ctx.config_dir) if n not in skipped)
 
 
-# Backpack allows ~2000 requests/min per subaccount, shared by every instance on it. Each live
-# bot polls about twice per poll_interval_s (fills, price); keep a quarter free for orders.
-ACCOUNT_REQUESTS_PER_MIN = 2000
-POLL_SHARE = 0.75
-REQUESTS_PER_POLL = 2
-
-
 def check_clashes(configs: dict[str, "GridConfig"]) -> None:
     """Two instances may not share a status port, nor trade one symbol on one live account, and
     the live instances of one account must poll within that account's shared rate limit."""
@@ -114,8 +110,8 @@ def check_clashes(configs: dict[str, "GridConfig"]) -> None:
                 problems.append(f"{books[key]} and {name} both trade {cfg.symbol} on {cfg.exchange} account '{key[1]}'")
             books.setdefault(key, name)
             account = (cfg.exchange, cfg.backpack.account)
-            polling[account] = polling.get(account, 0.0) + REQUESTS_PER_POLL * 60 / cfg.backpack.poll_interval_s
-    budget = ACCOUNT_REQUESTS_PER_MIN * POLL_SHARE
+            polling[account] = polling.get(account, 0.0) + requests_per_min(cfg.backpack.poll_interval_s)
+    budget = poll_budget()
     for (exchange, account), per_min in sorted(polling.items()):
         if per_min > budget:
             problems.append(f"the {exchange} instances on account '{account}' would poll ~{per_min:.0f} requests/min, "
@@ -316,6 +312,103 @@ def cleanup(ctx: Context, names: list[str]) -> None:
     with ctx.manager() as m:
         for n in names:
             m.reset_failed(unit_name(n))
+
+
+# -- reset --------------------------------------------------------------------------------------
+RUNNING_STATES = ("active", "activating", "reloading", "deactivating")
+
+
+@dataclass(frozen=True)
+class ResetPlan:
+    """What ``gridbot reset NAME`` will do; built with every check done and nothing changed."""
+
+    name: str
+    state_dir: Path
+    state_entries: list[str]
+    live: bool
+    exchange: str = ""
+    account: str = ""
+    symbol: str = ""
+    epochs: tuple[int, ...] = ()
+    accounts_root: Optional[Path] = None
+    failed: bool = False
+
+
+def _unit_state(ctx: Context, name: str) -> str:
+    with ctx.manager() as m:
+        known(ctx, m, [name])
+        rows = m.rows([name], set())
+    return rows[0].active_state if rows else "inactive"
+
+
+def _check_not_holding(root: Path, exchange: str, label: str, symbol: str, name: str) -> None:
+    h = acct.holder(root, exchange, label, symbol)
+    if h is not None and h.get("name") == name:  # running outside systemd (`gridbot run` by hand)
+        raise UsageError(f"{name} is running (pid {h.get('pid', '?')}): stop it first; nothing was reset")
+
+
+def reset_plan(ctx: Context, name: str) -> ResetPlan:
+    """Check that ``name`` may be reset (root for the system, known, configured, not running)."""
+    check_name(name)
+    if not ctx.user and os.geteuid() != 0:
+        raise PermissionDenied(f"gridbot reset deletes the state of {name}: run it with sudo")
+    state = _unit_state(ctx, name)
+    if state in RUNNING_STATES:
+        raise UsageError(f"{name} is {state}: stop it first (`gridbot stop {name}`); nothing was reset")
+    cfg = cfgmod.load(name, ctx.config_dir)
+    state_dir = ctx.state_root / name
+    try:
+        entries = sorted(p.name for p in state_dir.iterdir()) if state_dir.is_dir() else []
+    except PermissionError:
+        raise PermissionDenied(f"cannot read {state_dir}: permission denied (use sudo)") from None
+    if cfg.exchange == "paper":
+        return ResetPlan(name, state_dir, entries, live=False, failed=state == "failed")
+    exchange, label = acct.account_key(cfg)
+    root = acct.accounts_root(ctx.state_root)
+    _check_not_holding(root, exchange, label, cfg.symbol, name)
+    epochs = tuple(acct.history(root, exchange, label, name)["epochs"])
+    return ResetPlan(name, state_dir, entries, True, exchange, label, cfg.symbol, epochs, root, state == "failed")
+
+
+def reset_apply(ctx: Context, plan: ResetPlan) -> list[str]:
+    """Clear the state directory, retire the live instance's epochs (its next start cancels their
+    open orders), clear a failed unit. Returns what was done, one line each."""
+    name = plan.name
+    if _unit_state(ctx, name) in RUNNING_STATES:  # started since the plan was made
+        raise UsageError(f"{name} was started meanwhile: stop it first; nothing was reset")
+    if plan.live:
+        assert plan.accounts_root is not None
+        _check_not_holding(plan.accounts_root, plan.exchange, plan.account, plan.symbol, name)
+    done = []
+    removed = 0
+    for entry in plan.state_dir.iterdir() if plan.state_dir.is_dir() else ():
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed += 1
+        except FileNotFoundError:
+            pass
+        except PermissionError:
+            raise PermissionDenied(f"cannot remove {entry}: permission denied (use sudo)") from None
+    done.append(f"state cleared: removed {removed} entr{'y' if removed == 1 else 'ies'} from {plan.state_dir}"
+                if removed else f"state: {plan.state_dir} was already empty")
+    if plan.live:
+        assert plan.accounts_root is not None
+        retired = acct.mark_reset(plan.accounts_root, plan.exchange, plan.account, name, plan.symbol)
+        where = acct.describe(plan.exchange, plan.account)
+        if retired:
+            done.append(f"client-id epochs {', '.join(map(str, retired))} retired on {where}; the next start "
+                        f"cancels its open orders on {plan.symbol} carrying them, then places a fresh grid")
+        else:
+            done.append(f"no client-id epochs recorded for it on {where}: no old order of it to cancel")
+    if plan.failed:
+        with ctx.manager() as m:
+            m.reset_failed(unit_name(name))
+        done.append(f"{unit_name(name)} is no longer marked failed")
+    done.append(f"start it with `gridbot {'--user ' if ctx.user else ''}start {name}`")
+    return done
 
 
 # -- logs ---------------------------------------------------------------------------------------

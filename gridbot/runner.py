@@ -45,6 +45,7 @@ from .store import CANCELLED, FILLED, NOT_PLACED, OPEN, PENDING, REJECTED, Order
 if TYPE_CHECKING:
     import asyncio
 
+    from .account import Claim
     from .exchange.base import Exchange, Fill, Market
 
 EX_OK, EX_FAIL, EX_CONFIG = 0, 1, 78
@@ -664,7 +665,8 @@ def _diff(a: Any, b: Any, path: str = "") -> list[str]:
     return [] if a == b else [path.rstrip(".").removeprefix("paper.") or "paper"]
 
 
-async def _amain(name: str, cfg: GridConfig, state_dir: Path, cfg_dir: Path) -> int:
+async def _amain(name: str, cfg: GridConfig, state_dir: Path, cfg_dir: Path, claim: "Claim") -> int:
+    from .account import check_fresh_start, state_is_empty
     from .exchange.factory import open_exchange
 
     store = Store.open(state_dir)
@@ -675,8 +677,14 @@ async def _amain(name: str, cfg: GridConfig, state_dir: Path, cfg_dir: Path) -> 
         ex = open_exchange(cfg, state_dir, saved=saved, save=lambda d: store.put("paper", d), latency_s=latency)
         if ids:  # a rebuilt venue continues the old one's trade and order numbering
             ex.venue.continue_ids(*ids)  # type: ignore[attr-defined]
-        # placeholder until the account registry (gridbot/account.py) hands out epochs for live accounts
-        new_epoch = store_epochs(store) if cfg.exchange == "paper" else (lambda: 1)
+        if claim.live and state_is_empty(store):
+            try:  # a lost state never starts silently; a reset's old orders are cancelled first
+                await check_fresh_start(claim, ex)
+            except BaseException:
+                await ex.close()
+                raise
+        # paper: the simulated venue is the instance's own account; live: the account's epoch registry
+        new_epoch = claim.new_epoch if claim.live else store_epochs(store)
         bot = Bot(name, cfg, store, ex, Notifier(), cfg_dir, new_epoch)
         return await bot.run()
     finally:
@@ -703,9 +711,18 @@ def main(name: str) -> int:
         sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
     import asyncio
 
+    from .account import AccountError, accounts_root, claim
+
     state_dir = state_dir_for(name)
-    try:
-        return asyncio.run(_amain(name, cfg, state_dir, cfg_dir))
+    try:  # the account's rules, before anything is opened: one symbol per account, its rate budget
+        held = claim(name, cfg, accounts_root(state_dir.parent))
+        try:
+            return asyncio.run(_amain(name, cfg, state_dir, cfg_dir, held))
+        finally:
+            held.release()
+    except AccountError as exc:
+        log.error("not starting: %s", exc)
+        return EX_FAIL if exc.transient else EX_CONFIG
     except (GridError, CredentialsError, ConfigError) as exc:
         log.error("not starting: %s", exc)
         return EX_CONFIG

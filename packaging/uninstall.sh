@@ -1,6 +1,7 @@
 #!/bin/sh
 # Remove gridbot: stop every instance, remove units, venv, link, polkit rule, sysusers/tmpfiles
-# entries. Configs (/etc/gridbot) and state (/var/lib/gridbot) stay unless --purge.
+# entries. Configs (/etc/gridbot) and state (/var/lib/gridbot: the instances' states and the
+# accounts' client-id epoch registries in .accounts) stay unless --purge.
 # Usage: sudo ./packaging/uninstall.sh [--purge]
 set -eu
 PURGE=no

@@ -192,6 +192,26 @@ def cleanup(yes: bool = typer.Option(False, "--yes", "-y", help="do not ask")) -
         print(f"{n}: reset")
 
 
+@app.command()
+def reset(name: str = typer.Argument(..., autocompletion=_complete_names, show_default=False),
+          yes: bool = typer.Option(False, "--yes", "-y", help="do not ask")) -> None:
+    """Start a stopped instance over: delete its state on purpose. A live instance's next start
+    then cancels its own old open orders (the bot holds the keys) and places a fresh grid."""
+    n = fleet.resolve(CTX, [name])[0]
+    plan = fleet.reset_plan(CTX, n)
+    if not yes and not sys.stdin.isatty():
+        raise UsageError(f"not a terminal: pass --yes to reset {n}")
+    what = f"{len(plan.state_entries)} entries in {plan.state_dir}" if plan.state_entries else "no state"
+    print(f"{n}: deletes its state ({what})")
+    if plan.live:
+        print(f"{n}: retires its client-id epochs ({', '.join(map(str, plan.epochs)) or 'none recorded'}); its next "
+              f"start cancels its open orders on {plan.symbol} carrying them")
+    if not yes and not typer.confirm(f"reset {n}?"):
+        raise typer.Exit(1)
+    for line in fleet.reset_apply(CTX, plan):
+        print(f"{n}: {line}")
+
+
 # -- reading ------------------------------------------------------------------------------------
 def _state(row: UnitRow) -> str:
     """State plus, for a failed instance, why (exit status or systemd's result)."""
