@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 PORT = 28417  # the container shares the host network: a port no other test uses
+# (the range sits inside Backpack's price band, 0.75-1.25 x 150, as the fake enforces it)
 ACCOUNTS = "/var/lib/gridbot/.accounts"
 
 
@@ -25,7 +26,7 @@ def keypair() -> tuple[str, str]:
 
 
 def live_config(account: str = "main", **extra) -> str:
-    cfg = {"exchange": "backpack", "symbol": "SOL_USDC", "lower_price": 100, "upper_price": 200, "levels": 10,
+    cfg = {"exchange": "backpack", "symbol": "SOL_USDC", "lower_price": 120, "upper_price": 180, "levels": 10,
            "qty_per_level": 0.1, "backpack": {"base_url": f"http://127.0.0.1:{PORT}", "poll_interval_s": 0.5,
                                               "account": account}}
     cfg.update(extra)
@@ -175,10 +176,12 @@ def test_lost_state_refuses_until_reset_then_starts_clean(box, live_instance):
     assert any("reset: cancelled" in ln for ln in lines) and any(ln.startswith("new grid:") for ln in lines), lines
     entry = registry(box, "lost")["instances"][name]
     assert "cancel_on_start" not in entry and len(entry["epochs"]) == 1 and entry["epochs"] != first_epochs
-    # No order of the old state is open. (Until the strategy numbers its client ids from the epoch
-    # it is given, the fresh grid's ids repeat the old ones and the venue refuses them; with that
-    # in place, also assert len(open_ids(box)) >= 8 here.)
-    assert not [c for c in open_ids(box) if c >> 18 in first_epochs]
+    # No order of the old state is open; the fresh grid is placed under its new epoch only.
+    deadline = time.monotonic() + 30
+    while len(open_ids(box)) < 8 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    fresh = open_ids(box)
+    assert len(fresh) >= 8 and {c >> 18 for c in fresh} == set(entry["epochs"]), fresh
 
 
 def test_account_dir_is_shared_through_the_group_by_other_users(box, live_instance):

@@ -10,7 +10,18 @@ import sdbox
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-PORT = 18999
+
+
+def _free_port() -> int:
+    """The container shares the host's network: a port no other run (or test) holds right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+PORT = _free_port()
 
 
 def keypair() -> tuple[str, str]:
