@@ -1,0 +1,100 @@
+"""One record per instance: systemd's row + the bot's published figures. Pure; shared by
+``gridbot list`` (table and ``--json``), ``gridbot top`` and ``gridbot web``.
+
+Record keys are stable (documented in README, "gridbot list --json"): systemd's keys as before,
+plus the figures under the names ``figures.compute`` publishes. Money and prices are decimal
+strings (exact), counts ints, times Unix seconds; a figure the bot has not published is null.
+"""
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any, Iterable, Optional
+
+# figures copied into the list record (the rest of the figures file: orders, lines, fills, is
+# for top and web)
+FIGURE_KEYS = ("mode", "exchange", "symbol", "base", "quote", "price", "lower", "upper", "levels", "orders_open",
+               "orders_buy", "orders_sell", "levels_missing", "realised_profit", "unrealised_pnl", "total_pnl",
+               "fees_in_quote", "fees_base", "fees_quote", "fills", "pairs", "base_held", "base_in_orders",
+               "quote_in_orders", "phase", "note")
+DEGRADED_PHASES = ("stopped",)  # active, but stop-loss/take-profit fired: the grid no longer trades
+
+
+def display_state(row: Any, fig: Optional[dict]) -> str:
+    """systemd's state plus, for a failed instance, why; for a running one, the grid's phase."""
+    if row.load_state != "loaded":
+        return row.load_state
+    if row.active_state == "failed":
+        why = f"exit {row.exit_status}" if row.result == "exit-code" else row.result
+        return f"failed ({why})" if why else "failed"
+    if row.active_state == "active" and row.sub_state == "running":
+        phase = fig.get("phase") if fig else None
+        return "running" if phase in (None, "running") else f"active/{phase}"
+    return row.active_state if row.sub_state in ("running", "dead") else f"{row.active_state}/{row.sub_state}"
+
+
+def is_bad(row: Any, fig: Optional[dict]) -> bool:
+    """Failed, or degraded: running but its grid stopped trading."""
+    if row.active_state == "failed" or row.load_state in ("error", "bad-setting", "masked"):
+        return True
+    return row.active_state == "active" and bool(fig) and fig.get("phase") in DEGRADED_PHASES
+
+
+def record(row: Any, fig: Optional[dict]) -> dict[str, Any]:
+    """The ``list --json`` object of one instance."""
+    rec: dict[str, Any] = {
+        "name": row.name, "unit": row.unit, "load_state": row.load_state, "active_state": row.active_state,
+        "sub_state": row.sub_state, "main_pid": row.main_pid or None,
+        "since": row.since_us / 1e6 if row.since_us else None, "restarts": row.n_restarts,
+        "result": row.result or None, "exit_status": row.exit_status,
+        "cpu_seconds": None if row.cpu_ns is None else row.cpu_ns / 1e9,
+        "memory_bytes": row.memory_bytes, "tasks": row.tasks, "status_text": row.status_text,
+        "enabled": row.enabled, "state": display_state(row, fig), "bad": is_bad(row, fig),
+    }
+    fig = fig or {}
+    for k in FIGURE_KEYS:
+        rec[k] = fig.get(k)
+    rec["figures_time"] = fig.get("time")
+    return rec
+
+
+def _d(x: Any) -> Optional[Decimal]:
+    if x is None:
+        return None
+    try:
+        return Decimal(str(x))
+    except InvalidOperation:
+        return None
+
+
+def totals(records: Iterable[dict]) -> list[dict[str, Any]]:
+    """One total per quote asset, over the instances that published figures, sorted by quote."""
+    by: dict[str, dict[str, Any]] = {}
+    for r in records:
+        q = r.get("quote")
+        if not q:
+            continue
+        t = by.setdefault(q, {"quote": q, "instances": 0, "orders_open": 0, "realised_profit": Decimal(0),
+                              "unrealised_pnl": Decimal(0), "total_pnl": Decimal(0), "fees_in_quote": Decimal(0),
+                              "fills": 0, "pairs": 0})
+        t["instances"] += 1
+        for k in ("orders_open", "fills", "pairs"):
+            t[k] += r.get(k) or 0
+        for k in ("realised_profit", "unrealised_pnl", "total_pnl", "fees_in_quote"):
+            v = _d(r.get(k))
+            if v is not None:
+                t[k] += v
+    out = []
+    for q in sorted(by):
+        t = by[q]
+        for k in ("realised_profit", "unrealised_pnl", "total_pnl", "fees_in_quote"):
+            t[k] = str(t[k])
+        out.append(t)
+    return out
+
+
+def money(x: Any) -> str:
+    """+12.40 for the table (two places; four under 1, so a young grid's cents show)."""
+    v = _d(x)
+    if v is None:
+        return "-"
+    return f"{v:+.2f}" if abs(v) >= 1 else f"{v:+.4f}"
