@@ -98,3 +98,44 @@ def money(x: Any) -> str:
     if v is None:
         return "-"
     return f"{v:+.2f}" if abs(v) >= 1 else f"{v:+.4f}"
+
+
+def sort_records(recs: list[dict], key: str, reverse: bool = False) -> list[dict]:
+    """Sort by any record key: numbers (and decimal strings) as numbers, missing values last."""
+    def k(r: dict) -> tuple:
+        v = r.get(key)
+        if v is None:
+            return (1, 0, "")
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return (0, v, "")
+        d = _d(v) if isinstance(v, str) else None
+        return (0, d, "") if d is not None else (0, 0, str(v))
+    present = [r for r in recs if r.get(key) is not None]
+    missing = [r for r in recs if r.get(key) is None]
+    return sorted(present, key=k, reverse=reverse) + missing
+
+
+def ladder(fig: dict, height: int) -> list[str]:
+    """The grid as text, highest line first: each price line with its resting order (BUY/SELL and
+    quantity), and the last price marked where it sits. At most ``height`` lines, centred on the price."""
+    lines = [_d(x) for x in fig.get("lines") or []]
+    if not lines:
+        return ["no grid published yet"]
+    orders = {}
+    for side, price, qty in fig.get("orders") or []:
+        orders[_d(price)] = (side, qty)
+    price = _d(fig.get("price"))
+    rows: list[tuple[Decimal, str]] = []
+    for p in sorted(set(lines), reverse=True):
+        side, qty = orders.get(p, ("", ""))
+        label = f"{'SELL' if side == 'sell' else 'BUY ' if side == 'buy' else '    '} {qty}" if side else ""
+        rows.append((p, f"{str(p):>12}  {label}"))
+    if price is not None:
+        at = next((i for i, (p, _) in enumerate(rows) if price >= p), len(rows))
+        rows.insert(at, (price, f"{str(price):>12}  <<< price"))
+    else:
+        at = len(rows) // 2
+    if len(rows) > height > 0:
+        start = max(0, min(at - height // 2, len(rows) - height))
+        rows = rows[start:start + height]
+    return [text for _, text in rows]

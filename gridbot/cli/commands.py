@@ -279,6 +279,42 @@ def list_lines(rows: list[UnitRow], recs: list[dict], width: Optional[int], colo
 
 
 @app.command()
+def top(interval: float = typer.Option(2.0, "--interval", "-i", min=0.5, help="seconds between refreshes"),
+        figures_dir: Optional[Path] = typer.Option(None, "--figures-dir",
+                                                   help="read figure files from this directory only (no systemd)")
+        ) -> None:
+    """Live full-screen fleet view: sort with s/r or a header click, select a bot for its grid, fills and log; q quits."""
+    if not sys.stdout.isatty():
+        raise UsageError("gridbot top needs a terminal (for a snapshot: gridbot list)")
+    from ._top import Top, journal_tail
+
+    if figures_dir is not None:
+        load = lambda: _figures_only(figures_dir)  # noqa: E731
+        logs = lambda name: []  # noqa: E731
+    else:
+        def load() -> tuple[list[dict], list[list[str]], dict[str, dict]]:
+            rows = fleet.rows(CTX)
+            figs = fleet.figures(CTX, [x.name for x in rows])
+            from .._view import record
+
+            recs = [record(x, figs.get(x.name)) for x in rows]
+            return recs, [list_cells(rec, row) for rec, row in zip(recs, rows)], figs
+        logs = journal_tail(CTX.user)
+    Top(load, logs, interval).run()
+
+
+def _figures_only(directory: Path) -> tuple[list[dict], list[list[str]], dict[str, dict]]:
+    """Records from figure files alone (state "published"), for `top --figures-dir`."""
+    from .. import figures as fg
+    from .._view import record
+
+    figs = fg.read_all(directory)
+    rows = [UnitRow(n, f"gridbot@{n}.service", "loaded", "active", "running") for n in sorted(figs)]
+    recs = [record(x, figs[x.name]) for x in rows]
+    return recs, [list_cells(rec, None) for rec in recs], figs
+
+
+@app.command()
 def status(name: str = typer.Argument(None, autocompletion=_complete_names, show_default=False),
            paths: Optional[List[Path]] = ConfigOpt, as_json: bool = JsonOpt,
            lines: int = typer.Option(5, "-n", "--lines", help="journal lines to show")) -> None:

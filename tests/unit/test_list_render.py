@@ -101,3 +101,27 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch):
     monkeypatch.setenv("TERM", "dumb")
     assert r.use_colour(Tty()) is False
     assert r.terminal_width(io.StringIO()) is None  # piped: nothing dropped or cut
+
+
+def test_sort_records_by_money_numbers_not_text_and_missing_last():
+    rows, recs = fleet()
+    by_pnl = [x["name"] for x in _view.sort_records(recs, "total_pnl")]
+    assert by_pnl == ["a_usdc", "halted", "c_usdt", "b_usdc", "dead"]  # -3.10 < -0.25 < 0.75 < 5.5, then none
+    assert [x["name"] for x in _view.sort_records(recs, "total_pnl", reverse=True)][:1] == ["b_usdc"]
+    assert _view.sort_records(recs, "total_pnl", reverse=True)[-1]["name"] == "dead"  # missing stays last
+    assert [x["name"] for x in _view.sort_records(recs, "name")] == sorted(x["name"] for x in recs)
+
+
+def test_ladder_marks_orders_and_the_price_and_fits_the_height():
+    f = fig("a")
+    f["lines"] = [str(140 + 2 * k) for k in range(11)]
+    f["orders"] = [["buy", "148", "0.1"], ["sell", "152", "0.2"]]
+    f["price"] = "150.5"
+    lad = _view.ladder(f, 100)
+    assert len(lad) == 12 and lad[0].split() == ["160"] and lad[-1].split() == ["140"]
+    i = next(n for n, x in enumerate(lad) if "<<< price" in x)
+    assert lad[i - 1].split() == ["152", "SELL", "0.2"] and lad[i + 1].split() == ["150"]
+    assert lad[i + 2].split() == ["148", "BUY", "0.1"]
+    small = _view.ladder(f, 5)
+    assert len(small) == 5 and any("<<< price" in x for x in small)
+    assert _view.ladder({}, 5) == ["no grid published yet"]
