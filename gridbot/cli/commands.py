@@ -304,14 +304,34 @@ def top(interval: float = typer.Option(2.0, "--interval", "-i", min=0.5, help="s
 
 
 def _figures_only(directory: Path) -> tuple[list[dict], list[list[str]], dict[str, dict]]:
-    """Records from figure files alone (state "published"), for `top --figures-dir`."""
-    from .. import figures as fg
-    from .._view import record
+    """Records from figure files alone, for `top --figures-dir`."""
+    from ..dashboard import collect_files
 
-    figs = fg.read_all(directory)
-    rows = [UnitRow(n, f"gridbot@{n}.service", "loaded", "active", "running") for n in sorted(figs)]
-    recs = [record(x, figs[x.name]) for x in rows]
-    return recs, [list_cells(rec, None) for rec in recs], figs
+    doc = collect_files(directory)
+    recs = doc["instances"]
+    return recs, [list_cells(rec, None) for rec in recs], {x["name"]: x for x in recs}
+
+
+@app.command()
+def web(host: str = typer.Option("127.0.0.1", "--host", help="address to listen on (loopback by default)"),
+        port: int = typer.Option(8787, "--port", "-p", min=0, max=65535, help="TCP port (0: any free port)"),
+        interval: float = typer.Option(2.0, "--interval", min=0.5, help="seconds between fleet refreshes"),
+        figures_dir: Optional[Path] = typer.Option(None, "--figures-dir",
+                                                   help="read figure files from this directory only (no systemd)")
+        ) -> None:
+    """Serve the read-only fleet dashboard (one page: totals, a card per instance, equity charts)."""
+    from .. import dashboard
+
+    def ready(p: int) -> None:
+        r.note(f"gridbot web: http://{host if ':' not in host else f'[{host}]'}:{p}/ (read-only; Ctrl-C stops)")
+        from ..notify import Notifier
+
+        Notifier().ready(f"serving on {host}:{p}")
+
+    try:
+        dashboard.serve(CTX, host, port, interval, ready, figures_dir)
+    except OSError as exc:
+        raise GridbotError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 @app.command()
