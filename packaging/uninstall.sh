@@ -28,6 +28,7 @@ rm -rf /opt/gridbot /run/gridbot
 if [ "$PURGE" = yes ]; then
     rm -rf /etc/gridbot /var/lib/gridbot /var/lib/private/gridbot
     userdel gridbot 2>/dev/null || true
+    userdel gridbot-web 2>/dev/null || true
     groupdel gridbot-ops 2>/dev/null || true
 fi
 [ -d /run/systemd/system ] && systemctl daemon-reload && systemctl reset-failed 'gridbot@*' 2>/dev/null || true

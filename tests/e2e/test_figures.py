@@ -3,6 +3,7 @@ bot's own accounting), a TOTAL row per quote, whole when piped, readable by a pl
 from __future__ import annotations
 
 import json
+import socket
 import time
 from decimal import Decimal as D
 
@@ -39,8 +40,15 @@ def api_status(box, port: int) -> dict:
     return json.loads(r.stdout)
 
 
+def free_port() -> int:
+    with socket.socket() as s:  # the box shares the host's network
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_list_figures_equal_the_bots_own_accounting(box, make_instance):
-    names = [make_instance("fig_a", lively(web_port=18731)), make_instance("fig_b", lively()),
+    port = free_port()
+    names = [make_instance("fig_a", lively(web_port=port)), make_instance("fig_b", lively()),
              make_instance("fig_c", lively(symbol="SOL_USDT"))]
     r = box.gridbot("start", *names, timeout=120)
     assert r.returncode == 0, r.stderr
@@ -53,7 +61,7 @@ def test_list_figures_equal_the_bots_own_accounting(box, make_instance):
     wait_for(lambda: listing(box)["fig_a"]["fills"] > 0, timeout=60)
 
     def same():
-        row, api = listing(box)["fig_a"], api_status(box, 18731)
+        row, api = listing(box)["fig_a"], api_status(box, port)
         if row["price"] != api["price"] or row["fills"] != api["fills"]:
             return None
         return row, api
