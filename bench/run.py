@@ -247,7 +247,7 @@ class Bench:
                         "(strace: processes started, system-bus connections)")
         self.findings.append(
             f"`gridbot list` stays one process with one system-bus connection at any fleet size ({trace.strip()}); "
-            f"its cost per extra running instance is {slope['gridbot list']:.2f} ms (one GetAll per unit on that "
+            f"its cost per extra running instance is {slope['gridbot list']:.2f} ms (ten property Gets per unit on that "
             f"connection) against {slope['systemctl list-units + show']:.2f} ms for `systemctl show`; the fixed "
             f"part ({per[lo]['gridbot list'] * 1e3:.0f} ms at {lo}) is interpreter start and imports.")
         self.key(f"gridbot list at {hi} instances vs systemctl list-units + show",

@@ -78,7 +78,8 @@ class Top(App):
             logs = {name: self.logs(name)} if name else {}
             err = ""
         except Exception as exc:  # noqa: BLE001 - show it, keep the screen
-            recs, cells, figs, logs, err = self.recs, [self.cells.get(x["name"], []) for x in self.recs], self.figs, {}, str(exc)
+            recs, figs, logs, err = self.recs, self.figs, {}, str(exc)
+            cells = [self.cells.get(x["name"], []) for x in recs]
         self.call_from_thread(self._apply, recs, cells, figs, logs, err)
 
     def _apply(self, recs: list[dict], cells: list[list[str]], figs: dict, logs: dict, err: str) -> None:
@@ -136,7 +137,7 @@ class Top(App):
     def _draw_detail(self) -> None:
         name = self.selected
         fig = self.figs.get(name or "")
-        grid, fills, log = self.query_one("#grid", Static), self.query_one("#fills", Static), self.query_one("#log", Static)
+        grid, fills, log = (self.query_one(f"#{w}", Static) for w in ("grid", "fills", "log"))
         if name is None:
             grid.update("no instances")
             fills.update("")

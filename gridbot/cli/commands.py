@@ -283,7 +283,7 @@ def top(interval: float = typer.Option(2.0, "--interval", "-i", min=0.5, help="s
         figures_dir: Optional[Path] = typer.Option(None, "--figures-dir",
                                                    help="read figure files from this directory only (no systemd)")
         ) -> None:
-    """Live full-screen fleet view: sort with s/r or a header click, select a bot for its grid, fills and log; q quits."""
+    """Live full-screen fleet view: s/r sort, arrows select a bot (its grid, fills, log), q quits."""
     if not sys.stdout.isatty():
         raise UsageError("gridbot top needs a terminal (for a snapshot: gridbot list)")
     from ._top import Top, journal_tail
