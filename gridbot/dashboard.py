@@ -178,8 +178,10 @@ def make_handler(snapshot: Snapshot, allowed_hosts: set[str]) -> type:
 
 
 def serve(ctx: Any, host: str = "127.0.0.1", port: int = 8787, interval: float = 2.0,
-          ready: Optional[Callable[[int], None]] = None, figures_dir: Optional[Path] = None) -> None:
-    """Serve until SIGTERM/SIGINT."""
+          ready: Optional[Callable[[int], None]] = None, figures_dir: Optional[Path] = None,
+          allow_hosts: tuple[str, ...] = ()) -> None:
+    """Serve until SIGTERM/SIGINT. Requests must name this server in their Host header: the
+    loopback names, ``host`` itself, or one of ``allow_hosts`` (what a browser elsewhere types)."""
     import signal
 
     build = (lambda: collect_files(figures_dir)) if figures_dir is not None else (lambda: collect(ctx))
@@ -188,7 +190,7 @@ def serve(ctx: Any, host: str = "127.0.0.1", port: int = 8787, interval: float =
     httpd = ThreadingHTTPServer((host, port), None)  # type: ignore[arg-type]
     httpd.daemon_threads = True
     real_port = httpd.server_address[1]
-    names = {host, "localhost", "127.0.0.1", "[::1]"}
+    names = {host, "localhost", "127.0.0.1", "[::1]", *allow_hosts}
     allowed = {f"{h}:{real_port}".lower() for h in names} | ({h.lower() for h in names} if real_port == 80 else set())
     httpd.RequestHandlerClass = make_handler(snapshot, allowed)
     worker = threading.Thread(target=snapshot.run, name="collector", daemon=True)

@@ -317,7 +317,9 @@ def web(host: str = typer.Option("127.0.0.1", "--host", help="address to listen 
         port: int = typer.Option(8787, "--port", "-p", min=0, max=65535, help="TCP port (0: any free port)"),
         interval: float = typer.Option(2.0, "--interval", min=0.5, help="seconds between fleet refreshes"),
         figures_dir: Optional[Path] = typer.Option(None, "--figures-dir",
-                                                   help="read figure files from this directory only (no systemd)")
+                                                   help="read figure files from this directory only (no systemd)"),
+        allow_host: Optional[List[str]] = typer.Option(None, "--allow-host",
+                                                       help="another host name browsers use to reach it")
         ) -> None:
     """Serve the read-only fleet dashboard (one page: totals, a card per instance, equity charts)."""
     from .. import dashboard
@@ -329,7 +331,7 @@ def web(host: str = typer.Option("127.0.0.1", "--host", help="address to listen 
         Notifier().ready(f"serving on {host}:{p}")
 
     try:
-        dashboard.serve(CTX, host, port, interval, ready, figures_dir)
+        dashboard.serve(CTX, host, port, interval, ready, figures_dir, tuple(allow_host or ()))
     except OSError as exc:
         raise GridbotError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 

@@ -43,7 +43,8 @@ def write_fleet(d: Path, n: int = 3) -> None:
 @pytest.fixture
 def server(tmp_path):
     write_fleet(tmp_path)
-    proc = subprocess.Popen([sys.executable, "-m", "gridbot", "web", "--port", "0", "--figures-dir", str(tmp_path)],
+    proc = subprocess.Popen([sys.executable, "-m", "gridbot", "web", "--port", "0", "--figures-dir", str(tmp_path),
+                             "--allow-host", "dash.example"],
                             cwd=ROOT, stderr=subprocess.PIPE, text=True)
     line = proc.stderr.readline()
     port = int(line.split("127.0.0.1:")[1].split("/")[0])
@@ -77,6 +78,7 @@ def test_read_only_host_checked_and_locked_down(server):
     assert get(port, "/api/fleet", method="POST")[0] == 405
     assert get(port, "/api/fleet", method="DELETE")[0] == 405
     assert get(port, "/api/fleet", host="evil.example:80")[0] == 421  # DNS rebinding
+    assert get(port, "/api/fleet", host=f"dash.example:{port}")[0] == 200  # --allow-host
     assert get(port, "/../../etc/passwd")[0] == 404 and get(port, "/static/../dashboard.py")[0] == 404
     status, headers, body = get(port, "/", host=f"localhost:{port}")
     assert status == 200 and b"/static/app.js" in body
