@@ -155,6 +155,8 @@ class Top(App):
             lines = ["last fills:"] + [
                 f"  {time.strftime('%H:%M:%S', time.localtime(f['time']))} {f['side']:<4} {f['qty']} @ {f['price']}"
                 for f in fl[:5]] if fl else ["last fills: none yet"]
+            if fig.get("note"):
+                lines.insert(0, f"note: {fig['note']}")
             fills.update("\n".join(lines))
         log.update("log:\n" + "\n".join(self.log_lines.get(name, [])[-max(height - 7, 3):]))
 
