@@ -293,6 +293,19 @@ def rows(ctx: Context) -> list[UnitRow]:
         return m.rows(all_names(ctx, m, enabled), enabled)
 
 
+def figures_dir(ctx: Context) -> Path:
+    from .figures import figures_dir as where
+
+    return where(ctx.user)
+
+
+def figures(ctx: Context, names: list[str]) -> dict[str, dict]:
+    """The figures each named bot published (absent: never ran since boot, or not publishing)."""
+    from .figures import read_all
+
+    return read_all(figures_dir(ctx), names)
+
+
 def status(ctx: Context, name: str) -> UnitRow:
     check_name(name)
     enabled = enabled_instances(ctx.user)

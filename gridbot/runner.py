@@ -33,6 +33,7 @@ from decimal import Decimal  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING, Any, Callable, Optional  # noqa: E402
 
+from . import figures  # noqa: E402
 from . import strategy as st  # noqa: E402
 from .config import config_dir, load  # noqa: E402
 from .errors import ConfigError, CredentialsError, ExchangeError, OrderRejected, UsageError  # noqa: E402
@@ -489,6 +490,7 @@ class Bot:
                 log.error("status port 127.0.0.1:%d unavailable (%s); running without it", self.cfg.web_port, exc)
                 server = None
         self.notifier.ready(self.status_line())
+        self.publish(force=True)
         log.info("ready: %s", self.status_line())
         waiter = asyncio.ensure_future(self._stop_event.wait())
         try:
@@ -513,6 +515,7 @@ class Bot:
             waiter.cancel()
         self.notifier.stopping(f"stopping; {self.status_line()}")
         await self.shutdown()
+        self.publish(force=True)
         if server is not None:
             await server.close()
         return EX_OK
@@ -574,17 +577,28 @@ class Bot:
             self.notifier.status(line, watchdog=self.notifier.watchdog_interval is not None)
             self._last_ping = now
             self._last_status = line
+        self.publish()
+
+    def publish(self, force: bool = False) -> None:
+        """Figures for `gridbot list`/top/web: a small file, written only when due and changed."""
+        pub = getattr(self, "_figures", None)
+        if pub is None:
+            pub = self._figures = figures.Publisher(
+                self.name, self.cfg.exchange, figures.figures_dir(), lambda: self.store.get("equity_history"),
+                lambda h: self.store.put("equity_history", h), self._recent_fills, log=log.warning)
+        pub.tick(self.state, self.price, force)
+
+    def _recent_fills(self, n: int) -> list[dict[str, Any]]:
+        rows = self.store.db.execute("SELECT side, price, qty, fee, fee_asset, ts_ms FROM fills "
+                                     "ORDER BY ts_ms DESC, trade_id DESC LIMIT ?", (n,)).fetchall()
+        return [{"side": r[0], "price": r[1], "qty": r[2], "fee": r[3], "fee_asset": r[4], "time": r[5] / 1000}
+                for r in rows]
 
     def healthy(self) -> bool:
         return time.time() - self.last_loop < 3 * self.loop_timeout + 10 and not self.stopping
 
     def status_line(self) -> str:
-        s = self.state
-        if s is None:
-            return "starting"
-        q = s.p.quote
-        return (f"{self.price} {q} | {len(s.by_cid)} open orders | profit {s.realised:+.4f} {q} "
-                f"({s.pairs} pairs) | {s.fills} fills | {s.phase}")
+        return figures.status_line(self.state, self.price)
 
     def snapshot(self) -> dict[str, Any]:
         s = self.state

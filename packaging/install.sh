@@ -38,7 +38,7 @@ systemd-sysusers /etc/sysusers.d/gridbot.conf
 systemd-tmpfiles --create /etc/tmpfiles.d/gridbot.conf
 
 # 3. units and the operators' polkit rule
-for unit in gridbot@.service gridbot.target gridbot-alert@.service; do
+for unit in gridbot@.service gridbot.target gridbot-alert@.service gridbot-web.service; do
     install -D -m 0644 "$SRC/systemd/$unit" "/etc/systemd/system/$unit"
 done
 install -D -m 0644 "$SRC/packaging/50-gridbot.rules" /etc/polkit-1/rules.d/50-gridbot.rules

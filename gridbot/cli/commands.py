@@ -213,43 +213,147 @@ def reset(name: str = typer.Argument(..., autocompletion=_complete_names, show_d
 
 
 # -- reading ------------------------------------------------------------------------------------
-def _state(row: UnitRow) -> str:
-    """State plus, for a failed instance, why (exit status or systemd's result)."""
-    if row.load_state != "loaded":
-        return row.load_state
-    if row.active_state == "failed":
-        why = f"exit {row.exit_status}" if row.result == "exit-code" else row.result
-        return f"failed ({why})" if why else "failed"
-    return row.active_state if row.sub_state in ("running", "dead") else f"{row.active_state}/{row.sub_state}"
-
-
 def _row_json(row: UnitRow) -> dict:
-    return {
-        "name": row.name, "unit": row.unit, "load_state": row.load_state, "active_state": row.active_state,
-        "sub_state": row.sub_state, "main_pid": row.main_pid or None,
-        "since": row.since_us / 1e6 if row.since_us else None, "restarts": row.n_restarts,
-        "result": row.result or None, "exit_status": row.exit_status, "cpu_seconds": None if row.cpu_ns is None else row.cpu_ns / 1e9,
-        "memory_bytes": row.memory_bytes, "tasks": row.tasks, "status_text": row.status_text, "enabled": row.enabled,
-    }
+    from .._view import record
+
+    return record(row, fleet.figures(CTX, [row.name]).get(row.name))
+
+
+LIST_HEADERS = ["NAME", "MODE", "STATE", "SYMBOL", "PRICE", "RANGE", "ORDERS", "PROFIT", "PNL", "UPTIME", "RESTARTS",
+                "CPU", "MEMORY", "BOOT"]
+# dropped in this order until the table fits the terminal; NAME, STATE, PROFIT and PNL always stay
+LIST_DROP = ["BOOT", "CPU", "MEMORY", "RESTARTS", "RANGE", "UPTIME", "MODE", "SYMBOL", "ORDERS", "PRICE"]
+LIST_RIGHT = ["PRICE", "ORDERS", "PROFIT", "PNL", "RESTARTS", "CPU", "MEMORY"]
+
+
+def list_cells(rec: dict, row: Optional[UnitRow]) -> list[str]:
+    """One table row of ``gridbot list`` (and ``top``) from a record."""
+    dash = lambda v: "-" if v is None else str(v)  # noqa: E731
+    active = rec["active_state"] == "active"
+    rng = f"{rec['lower']}-{rec['upper']}" if rec.get("lower") is not None else "-"
+    orders = f"{rec['orders_open']}/{rec['levels']}" if rec.get("levels") is not None else "-"
+    return [rec["name"], dash(rec.get("mode")), rec["state"], dash(rec.get("symbol")), dash(rec.get("price")), rng,
+            orders, r.money(rec.get("realised_profit")), r.money(rec.get("total_pnl")),
+            r.since_h(row.since_us) if active and row is not None else "-", str(rec["restarts"]),
+            r.cpu_h(row.cpu_ns) if row is not None else "-", r.bytes_h(rec["memory_bytes"]),
+            "enabled" if rec["enabled"] else "-"]
+
+
+def list_styles(rec: dict) -> dict:
+    st: dict = {}
+    if rec["bad"]:
+        st["STATE"] = st["NAME"] = r.RED
+    elif rec["active_state"] not in ("active", "inactive"):
+        st["STATE"] = r.YELLOW
+    for key, head in (("realised_profit", "PROFIT"), ("total_pnl", "PNL")):
+        v = rec.get(key)
+        if v is not None and v.strip("0.+-") != "":
+            st[head] = r.RED if v.startswith("-") else r.GREEN
+    return st
+
+
+def total_cells(t: dict) -> list[str]:
+    return [f"TOTAL {t['quote']} ({t['instances']})", "", "", "", "", "", str(t["orders_open"]),
+            r.money(t["realised_profit"]), r.money(t["total_pnl"]), "", "", "", "", ""]
+
+
+def fleet_records(rows: list[UnitRow]) -> list[dict]:
+    from .._view import record
+
+    figs = fleet.figures(CTX, [x.name for x in rows])
+    return [record(x, figs.get(x.name)) for x in rows]
 
 
 @app.command("list")
-def list_(as_json: bool = JsonOpt) -> None:
-    """Every instance: running, failed, enabled but stopped, configured but never started."""
+def list_(as_json: bool = JsonOpt,
+          wide: bool = typer.Option(False, "--wide", "-w", help="every column, whatever the terminal width")) -> None:
+    """Every instance with its money: running, failed, enabled but stopped, configured but never started.
+
+    On a terminal the least important columns go first when it is narrow; piped, nothing is cut.
+    """
     rows = fleet.rows(CTX)
+    recs = fleet_records(rows)
     if as_json:
-        r.emit_json([_row_json(x) for x in rows])
+        r.emit_json(recs)
         return
     if not rows:
         r.note(f"no instances: put a config in {CTX.config_dir}/NAME.json, then `gridbot start NAME`")
         return
-    up = lambda x: r.since_h(x.since_us) if x.active_state == "active" else "-"  # noqa: E731
-    r.table(
-        ["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "CPU", "MEMORY", "BOOT", "STATUS"],
-        [[x.name, _state(x), str(x.main_pid or "-"), up(x), str(x.n_restarts), r.cpu_h(x.cpu_ns),
-          r.bytes_h(x.memory_bytes), "enabled" if x.enabled else "-", x.status_text or "-"] for x in rows],
-        stretch=8,
-    )
+    for line in list_lines(rows, recs, None if wide else r.terminal_width(), r.use_colour()):
+        print(line)
+
+
+def list_lines(rows: list[UnitRow], recs: list[dict], width: Optional[int], colour: bool) -> list[str]:
+    """The ``gridbot list`` table: a row per instance, then a TOTAL row per quote asset."""
+    from .._view import totals
+
+    body = [list_cells(rec, row) for rec, row in zip(recs, rows)]
+    styles = [list_styles(rec) for rec in recs]
+    bold = []
+    for t in totals(recs):
+        bold.append(len(body))
+        body.append(total_cells(t))
+        styles.append({})
+    return r.grid(LIST_HEADERS, body, drop_order=LIST_DROP, width=width, right=LIST_RIGHT, styles=styles,
+                  colour=colour, bold_rows=bold)
+
+
+@app.command()
+def top(interval: float = typer.Option(2.0, "--interval", "-i", min=0.5, help="seconds between refreshes"),
+        figures_dir: Optional[Path] = typer.Option(None, "--figures-dir",
+                                                   help="read figure files from this directory only (no systemd)")
+        ) -> None:
+    """Live full-screen fleet view: s/r sort, arrows select a bot (its grid, fills, log), q quits."""
+    if not sys.stdout.isatty():
+        raise UsageError("gridbot top needs a terminal (for a snapshot: gridbot list)")
+    from ._top import Top, journal_tail
+
+    if figures_dir is not None:
+        load = lambda: _figures_only(figures_dir)  # noqa: E731
+        logs = lambda name: []  # noqa: E731
+    else:
+        def load() -> tuple[list[dict], list[list[str]], dict[str, dict]]:
+            rows = fleet.rows(CTX)
+            figs = fleet.figures(CTX, [x.name for x in rows])
+            from .._view import record
+
+            recs = [record(x, figs.get(x.name)) for x in rows]
+            return recs, [list_cells(rec, row) for rec, row in zip(recs, rows)], figs
+        logs = journal_tail(CTX.user)
+    Top(load, logs, interval).run()
+
+
+def _figures_only(directory: Path) -> tuple[list[dict], list[list[str]], dict[str, dict]]:
+    """Records from figure files alone, for `top --figures-dir`."""
+    from ..dashboard import collect_files
+
+    doc = collect_files(directory)
+    recs = doc["instances"]
+    return recs, [list_cells(rec, None) for rec in recs], {x["name"]: x for x in recs}
+
+
+@app.command()
+def web(host: str = typer.Option("127.0.0.1", "--host", help="address to listen on (loopback by default)"),
+        port: int = typer.Option(8787, "--port", "-p", min=0, max=65535, help="TCP port (0: any free port)"),
+        interval: float = typer.Option(2.0, "--interval", min=0.5, help="seconds between fleet refreshes"),
+        figures_dir: Optional[Path] = typer.Option(None, "--figures-dir",
+                                                   help="read figure files from this directory only (no systemd)"),
+        allow_host: Optional[List[str]] = typer.Option(None, "--allow-host",
+                                                       help="another host name browsers use to reach it")
+        ) -> None:
+    """Serve the read-only fleet dashboard (one page: totals, a card per instance, equity charts)."""
+    from .. import dashboard
+
+    def ready(p: int) -> None:
+        r.note(f"gridbot web: http://{host if ':' not in host else f'[{host}]'}:{p}/ (read-only; Ctrl-C stops)")
+        from ..notify import Notifier
+
+        Notifier().ready(f"serving on {host}:{p}")
+
+    try:
+        dashboard.serve(CTX, host, port, interval, ready, figures_dir, tuple(allow_host or ()))
+    except OSError as exc:
+        raise GridbotError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 @app.command()
