@@ -5,6 +5,7 @@ clashes) happens here *before* the first D-Bus call, so a bad request changes no
 """
 from __future__ import annotations
 
+import contextlib
 import filecmp
 import os
 import shutil
@@ -12,11 +13,11 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Optional
+from typing import TYPE_CHECKING, Callable, Iterable, Optional
 
 from . import config as cfgmod
-from ._units import TEMPLATE, check_name, unit_name
-from .errors import ConfigError, GridbotError, InstanceNotFound, JobFailed, UsageError
+from ._units import TEMPLATE, check_name, instance_of, unit_name
+from .errors import ConfigError, GridbotError, InstanceNotFound, JobFailed, NotRunning, PermissionDenied, UsageError
 from .systemd import Manager, UnitRow, enabled_instances, unit_dirs
 
 if TYPE_CHECKING:
@@ -66,27 +67,44 @@ def resolve(ctx: Context, names: Iterable[str], paths: Iterable[Path] = ()) -> l
     return out
 
 
-def validate(ctx: Context, names: list[str]) -> dict[str, "GridConfig"]:
-    """Load and validate each config (ConfigError names the file and field)."""
-    return {n: cfgmod.load(n, ctx.config_dir) for n in names}
+def require_configs(ctx: Context, names: list[str]) -> None:
+    """InstanceNotFound (the same exit code on every verb) for a name without a config file."""
+    for n in names:
+        if not cfgmod.config_path(n, ctx.config_dir).exists():
+            raise InstanceNotFound(f"no such instance '{n}': no {cfgmod.config_path(n, ctx.config_dir)}")
 
 
-def try_load(sources: Iterable[tuple[str, Path]]) -> tuple[dict[str, "GridConfig"], dict[str, str]]:
+def validate(ctx: Context, names: list[str], *, feasible: bool = False) -> dict[str, "GridConfig"]:
+    """Load and validate each config (ConfigError names the file and field); ``feasible``: and that
+    the grid will trade (gridbot.feasibility, the checks the bot runs at start)."""
+    require_configs(ctx, names)
+    return {n: cfgmod.load(n, ctx.config_dir, feasible=feasible) for n in names}
+
+
+def try_load(sources: Iterable[tuple[str, Path]], *, feasible: bool = False,
+             ) -> tuple[dict[str, "GridConfig"], dict[str, str]]:
     """Load (name, path) pairs without stopping at the first bad one: (valid, name -> error)."""
     good, bad = {}, {}
     for name, path in sources:
         try:
-            good[name] = cfgmod.load_file(path)
+            good[name] = cfgmod.load_file(path, feasible=feasible)
         except ConfigError as exc:
             bad[name] = str(exc)
     return good, bad
 
 
-def load_all(ctx: Context, skip: Iterable[str] = ()) -> tuple[dict[str, "GridConfig"], dict[str, str]]:
+def check_files(paths: list[Path]) -> None:
+    """``start -c``: every file valid and feasible before any is installed (install_configs copies)."""
+    for path in paths:
+        cfgmod.load_file(path, feasible=True)
+
+
+def load_all(ctx: Context, skip: Iterable[str] = (), *, feasible: bool = False,
+             ) -> tuple[dict[str, "GridConfig"], dict[str, str]]:
     """Every config in the directory but ``skip``: (valid ones, name -> error for invalid ones)."""
     skipped = set(skip)
-    return try_load((n, cfgmod.config_path(n, ctx.config_dir))
-                    for n in cfgmod.list_names(ctx.config_dir) if n not in skipped)
+    return try_load(((n, cfgmod.config_path(n, ctx.config_dir))
+                     for n in cfgmod.list_names(ctx.config_dir) if n not in skipped), feasible=feasible)
 
 
 # Backpack allows ~2000 requests/min per subaccount, shared by every instance on it. Each live
@@ -128,7 +146,7 @@ def check_clashes(configs: dict[str, "GridConfig"]) -> None:
 def preflight(ctx: Context, names: list[str]) -> dict[str, "GridConfig"]:
     """Before start/restart/enable: valid configs, no clash with any other configured instance,
     and live instances have credentials. Raises before anything is sent to systemd."""
-    configs = validate(ctx, names)
+    configs = validate(ctx, names, feasible=True)
     others, _bad = load_all(ctx, skip=configs)
     check_clashes({**others, **configs})
     check_credentials(ctx, configs)
@@ -170,7 +188,7 @@ def _replace_file(target: Path, data: bytes) -> None:
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     except PermissionError:
-        raise UsageError(f"cannot write {target}: permission denied (use sudo)") from None
+        raise PermissionDenied(f"cannot write {target}: permission denied (needs root: sudo)") from None
 
 
 def has_live_dropin(ctx: Context, name: str) -> bool:
@@ -211,7 +229,7 @@ def remove_credentials(ctx: Context, name: str) -> bool:
         try:
             dropin.unlink()
         except PermissionError:
-            raise UsageError(f"cannot remove {dropin}: permission denied (use sudo)") from None
+            raise PermissionDenied(f"cannot remove {dropin}: permission denied (needs root: sudo)") from None
         removed = True
         with ctx.manager() as m:
             m.reload()
@@ -256,15 +274,46 @@ class JobOutcome:
         return self.result == "done"
 
 
-def run_jobs(ctx: Context, method: str, names: list[str], timeout: float) -> list[JobOutcome]:
+def run_jobs(ctx: Context, method: str, names: list[str], timeout: float,
+             on_done: Optional[Callable[[JobOutcome], None]] = None,
+             on_wait: Optional[Callable[[list[str], float], None]] = None) -> list[JobOutcome]:
+    """Queue one job per instance, all at once; ``on_done`` hears of each the moment it ends
+    (``on_wait(pending names, seconds)`` about twice a second while some are left)."""
     with ctx.manager() as m:
         ensure_template(m)
         if method != "StartUnit":
             known(ctx, m, names)
-        by_unit = m.run_jobs(method, [unit_name(n) for n in names], timeout)  # keyed by unit, in completion order
-        results = {n: by_unit[unit_name(n)] for n in names}
-        failed = {r.name: r for r in m.rows([n for n in names if results[n] != "done"], set())}
-        return [JobOutcome(n, results[n], failed.get(n)) for n in names]
+        if method == "ReloadUnit":
+            idle = [r.name for r in m.rows(names, set()) if r.active_state not in ("active", "reloading")]
+            if idle:
+                raise NotRunning(f"not running, nothing to reload: {', '.join(idle)} (start it instead)")
+        outcomes: dict[str, JobOutcome] = {}
+
+        def done(unit: str, result: str) -> None:
+            name = instance_of(unit) or unit
+            row = m.rows([name], set())[0] if result != "done" else None
+            outcomes[name] = JobOutcome(name, result, row)
+            if on_done is not None:
+                on_done(outcomes[name])
+
+        waiting = None
+        if on_wait is not None:
+            waiting = lambda units, s: on_wait([instance_of(u) or u for u in units], s)  # noqa: E731
+        m.run_jobs(method, [unit_name(n) for n in names], timeout, done, waiting)
+        return [outcomes[n] for n in names]
+
+
+def configured(ctx: Context) -> list[str]:
+    """Every instance with a config file (``start --all``)."""
+    return cfgmod.list_names(ctx.config_dir)
+
+
+def require_known(ctx: Context, names: list[str]) -> None:
+    """InstanceNotFound unless each name has a config or a unit systemd knows of (logs, rm)."""
+    if not names:
+        return
+    with ctx.manager() as m:
+        known(ctx, m, names)
 
 
 def instances_in_state(ctx: Context, *states: str) -> list[str]:
@@ -283,6 +332,73 @@ def stop_all(ctx: Context, timeout: float) -> list[str]:
         if still:
             raise JobFailed(f"still running after stop-all: {', '.join(still)}")
         return before
+
+
+def check_can_remove(ctx: Context, names: list[str]) -> None:
+    """``rm`` changes files under the config and unit directories: refuse up front, naming the right."""
+    for d in (ctx.config_dir, ctx.unit_dir):
+        if d.exists() and not os.access(d, os.W_OK):
+            raise PermissionDenied(f"to rm {', '.join(names)} you need root (sudo): it removes files in {d}")
+
+
+def remove(ctx: Context, names: list[str], *, purge: bool, timeout: float) -> dict[str, list[str]]:
+    """``rm``: stop, disable, forget the failed state and delete the config; ``purge`` also the
+    state directory, the credentials and the instance's drop-ins. Returns name -> what was removed.
+
+    Everything that can refuse (names, permission, unknown instance) is checked before the first
+    change; a stop that fails leaves every file in place.
+    """
+    check_can_remove(ctx, names)
+    out: dict[str, list[str]] = {n: [] for n in names}
+    with ctx.manager() as m:
+        ensure_template(m)
+        known(ctx, m, names)
+        units = [unit_name(n) for n in names]
+        results = m.run_jobs("StopUnit", units, timeout)
+        bad = [f"{instance_of(u)} (job {r})" for u, r in results.items() if r != "done"]
+        if bad:
+            raise JobFailed(f"could not stop {', '.join(bad)}: nothing removed")
+        m.disable(units)
+        for n in names:
+            cfg = cfgmod.config_path(n, ctx.config_dir)
+            if _unlink(cfg):
+                out[n].append(str(cfg))
+            if purge:
+                out[n] += _purge(ctx, n)
+        m.reload()
+        for u in units:
+            with contextlib.suppress(GridbotError):  # not failed, or already unloaded: nothing to reset
+                m.reset_failed(u)
+    return out
+
+
+def _unlink(path: Path) -> bool:
+    try:
+        path.unlink()
+        return True
+    except FileNotFoundError:
+        return False
+    except PermissionError:
+        raise PermissionDenied(f"cannot remove {path}: permission denied (needs root: sudo)") from None
+
+
+def _purge(ctx: Context, name: str) -> list[str]:
+    removed = []
+    for state in (ctx.state_root / name, ctx.state_root.parent / "private" / ctx.state_root.name / name):
+        if state.is_dir() and not state.is_symlink():
+            shutil.rmtree(state)
+            removed.append(str(state))
+    if not ctx.user:
+        from . import credentials
+
+        paths = [p for p in credentials.key_paths(name) if p.exists()]
+        if credentials.remove_keys(name):
+            removed += [str(p) for p in paths]
+    dropins = ctx.unit_dir / f"{unit_name(name)}.d"
+    if dropins.is_dir():
+        shutil.rmtree(dropins)
+        removed.append(str(dropins))
+    return removed
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -319,6 +435,25 @@ def cleanup(ctx: Context, names: list[str]) -> None:
 
 
 # -- logs ---------------------------------------------------------------------------------------
+JOURNAL_GROUPS = ("systemd-journal", "adm", "wheel")  # journalctl shows the system journal to these
+
+
+def check_journal_access(ctx: Context) -> None:
+    """Unprivileged journalctl silently shows only the caller's own lines ('-- No entries --'): say
+    which right is missing instead."""
+    if ctx.user or os.geteuid() == 0:
+        return
+    from .systemd import _in_group
+
+    states = [_in_group(g) for g in JOURNAL_GROUPS]
+    if any(active for _listed, active in states):
+        return
+    if any(listed for listed, _active in states):
+        raise PermissionDenied("reading gridbot's logs: your systemd-journal membership is not active yet; "
+                               "log out and in again (or `newgrp systemd-journal`), or use sudo")
+    raise PermissionDenied("reading gridbot's logs needs root (sudo) or membership of the systemd-journal group")
+
+
 def journal_command(ctx: Context, names: list[str], *, follow: bool = False, lines: Optional[int] = None,
                     since: Optional[str] = None, priority: Optional[str] = None, grep: Optional[str] = None,
                     output: str = "short-iso") -> list[str]:
