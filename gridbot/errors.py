@@ -25,7 +25,7 @@ EXIT_PERMISSION, EXIT_NO_INSTANCE, EXIT_CONFIG, EXIT_NOT_RUNNING = 4, 5, 6, 7
 EXIT_BOT_CONFIG, EXIT_INTERRUPTED = 78, 130
 EXIT_CODES: tuple[tuple[int, str, str], ...] = (
     (EXIT_OK, "cli", "success (status: the instance(s) are running)"),
-    (EXIT_FAILED, "cli", "a job failed, systemd unreachable, or an internal error"),
+    (EXIT_FAILED, "cli", "a job failed, systemd unreachable, journalctl's own error (logs), or an internal error"),
     (EXIT_USAGE, "cli", "bad usage: unknown option, bad name, clashing flags, no terminal to ask on"),
     (EXIT_NOT_RUNNING_STATUS, "cli", "status: an instance is not running (stopped or failed), as systemctl"),
     (EXIT_PERMISSION, "cli", "permission denied: needs root, or gridbot-ops / systemd-journal membership"),

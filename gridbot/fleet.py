@@ -93,8 +93,16 @@ def try_load(sources: Iterable[tuple[str, Path]], *, feasible: bool = False,
     return good, bad
 
 
+def require_files(paths: Iterable[Path]) -> None:
+    """``-c PATH`` that is not there is a command-line mistake (exit 2, as Click's own path checks)."""
+    for path in paths:
+        if not Path(path).is_file():
+            raise UsageError(f"-c {path}: no such config file")
+
+
 def check_files(paths: list[Path]) -> None:
     """``start -c``: every file valid and feasible before any is installed (install_configs copies)."""
+    require_files(paths)
     for path in paths:
         cfgmod.load_file(path, feasible=True)
 
