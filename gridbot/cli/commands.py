@@ -187,7 +187,7 @@ def _stop_everything(timeout: float) -> None:
     instance down, including one that is still starting), then each stopped instance by name."""
     stopped = fleet.stop_all(CTX, timeout)
     if not stopped:
-        r.note("no instance was running")
+        r.note("no instance is running")
     for n in stopped:
         print(f"{n}: stopped")
 
