@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Optional
 
@@ -250,6 +251,43 @@ def check_credentials(ctx: Context, configs: dict[str, "GridConfig"]) -> None:
             raise ConfigError(
                 f"{name} trades on {cfg.exchange} but has no credentials: run `sudo gridbot credentials set {name}`"
             )
+
+
+def saved_grid(ctx: Context, name: str) -> tuple[Optional[dict], Optional[dict]]:
+    """(grid fields, strategy snapshot) the instance's state was built with; (None, None) if it has
+    none or it cannot be read (then no preview: the start itself is unaffected). Read-only."""
+    import json
+    import sqlite3
+
+    db = ctx.state_root / name / "gridbot.sqlite"
+    if not db.is_file():
+        return None, None
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=2)
+        try:
+            rows = dict(con.execute("SELECT key, value FROM kv WHERE key IN ('grid', 'strategy')").fetchall())
+        finally:
+            con.close()
+        return (json.loads(rows["grid"]) if "grid" in rows else None,
+                json.loads(rows["strategy"]) if "strategy" in rows else None)
+    except (sqlite3.Error, OSError, ValueError):
+        return None, None
+
+
+def change_plans(ctx: Context, configs: dict[str, "GridConfig"]) -> list:
+    """preview.Plan for each instance whose next start re-grids (config grid fields changed)."""
+    from . import preview
+
+    plans = []
+    for name, cfg in configs.items():
+        grid, snap = saved_grid(ctx, name)
+        try:
+            p = preview.plan(name, cfg, grid, snap, cfg.paper.taker_fee if cfg.exchange == "paper" else Decimal("0.001"))
+        except (KeyError, TypeError, ValueError, ArithmeticError):
+            continue  # a snapshot from another version: no preview rather than a crash
+        if p is not None:
+            plans.append(p)
+    return plans
 
 
 # -- lifecycle ----------------------------------------------------------------------------------

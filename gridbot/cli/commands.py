@@ -148,6 +148,7 @@ def start(
     paths: Optional[List[Path]] = ConfigOpt,
     force: bool = typer.Option(False, "--force", help="with -c: replace a different installed config"),
     all_: bool = typer.Option(False, "--all", help="every configured instance"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="apply a changed grid of a live instance without asking"),
     timeout: float = TimeoutOpt,
 ) -> None:
     """Validate (the grid must be able to trade), then start instances and report each the moment it is ready."""
@@ -155,9 +156,35 @@ def start(
     if all_ and not targets:
         raise UsageError(f"no configs in {CTX.config_dir}: nothing to start")
     fleet.check_files(paths or [])
+    from_files = {n: cfgmod.load_file(p) for n, p in zip(fleet.resolve(CTX, [], paths or []), paths or [])}
+    _confirm_changes(from_files, yes, starting=True)  # before a -c file is installed
     fleet.install_configs(CTX, paths or [], force=force)
-    fleet.preflight(CTX, targets)
+    configs = fleet.preflight(CTX, targets)
+    _confirm_changes({n: c for n, c in configs.items() if n not in from_files}, yes, starting=True)
     _jobs("started", "StartUnit", targets, timeout)
+
+
+def _confirm_changes(configs: dict, yes: bool, starting: bool = False) -> None:
+    """Show each re-grid a (re)start will do; for live instances ask first (--yes skips; no
+    terminal and no --yes: refuse, nothing changed). ``starting``: `start` leaves running ones as they are."""
+    plans = fleet.change_plans(CTX, configs)
+    running: set[str] = set()
+    if plans and starting:
+        running = set(fleet.instances_in_state(CTX, "active", "activating", "reloading", "deactivating"))
+    for p in [p for p in plans if p.name in running]:
+        r.note(f"{p.name}: running; start leaves it as it is: `gridbot restart {p.name}` applies its changed grid")
+    plans = [p for p in plans if p.name not in running]
+    for p in plans:
+        for line in p.lines:
+            print(line, flush=True)
+    live = [p.name for p in plans if p.live]
+    if not live or yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(f"not a terminal: {', '.join(live)} trade(s) real money and the grid changes (see above); "
+                         f"pass --yes to apply")
+    if not typer.confirm(f"apply the grid change of {', '.join(live)} (real money)?"):
+        raise typer.Exit(1)
 
 
 AllOpt = typer.Option(False, "--all", help="every running instance (stop: one job on gridbot.target)")
@@ -194,11 +221,12 @@ def _stop_everything(timeout: float) -> None:
 
 @app.command()
 def restart(names: Optional[List[str]] = NamesArg, paths: Optional[List[Path]] = ConfigOpt, all_: bool = AllOpt,
+            yes: bool = typer.Option(False, "--yes", "-y", help="apply a changed grid of a live instance without asking"),
             timeout: float = TimeoutOpt) -> None:
-    """Validate, then restart instances: a bad config never takes a running bot down."""
+    """Validate, show what a changed grid will do (live: ask first), then restart: a bad config never takes a running bot down."""
     targets = _running_or(names, paths, all_)
     if targets:
-        fleet.preflight(CTX, targets)
+        _confirm_changes(fleet.preflight(CTX, targets), yes)
         _jobs("restarted", "RestartUnit", targets, timeout)
 
 

@@ -196,3 +196,60 @@ def test_infeasible_configs_fail_validate_and_start_and_nothing_starts(box, make
             r = box.gridbot(verb, f"if_{name}")
             assert r.returncode == 6 and words in r.stderr, (name, verb, r.stderr)
         assert snapshot(box) == before and active(box, f"if_{name}") == "inactive"
+
+
+# -- a changed grid is shown before it happens ----------------------------------------------------
+def test_restart_of_a_changed_paper_grid_says_what_the_bot_will_do(box, make_instance):
+    make_instance("chg_p")
+    box.gridbot("start", "chg_p", check=True)
+    wait_for(lambda: "open orders" in box.show("gridbot@chg_p.service", "StatusText")["StatusText"])
+    box.put("/etc/gridbot/chg_p.json", paper_config(low=120, high=220))
+    r = box.gridbot("restart", "chg_p")  # paper: shown, not asked
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "chg_p: the grid changed (lower_price 100 -> 120; upper_price 200 -> 220)" in out
+    assert re.search(r"cancel the \d+ open order\(s\) of the old grid", out)
+    assert "place a new grid 120.00..220.00, 10 arithmetic intervals, 0.10 SOL per level" in out
+    assert out.index("the grid changed") < out.index("chg_p: restarted")
+    wait_for(lambda: "cancelling" in box.gridbot("logs", "chg_p", "--grep", "grid parameters changed", "-n", "5").stdout)
+    r = box.gridbot("restart", "chg_p")  # unchanged now: nothing to show
+    assert r.returncode == 0 and "grid changed" not in r.stdout
+
+
+LIVE_PORT = 18998
+
+
+def test_a_live_grid_change_asks_first_refuses_without_a_terminal_and_yes_applies(box):
+    from .test_backpack_live import keypair
+
+    api_key, api_secret = keypair()
+    live = {"exchange": "backpack", "symbol": "SOL_USDC", "lower_price": 100, "upper_price": 200, "levels": 10,
+            "qty_per_level": 0.1, "backpack": {"base_url": f"http://127.0.0.1:{LIVE_PORT}", "poll_interval_s": 0.5}}
+    box.put("/root/fake-chg.json", json.dumps({"price": "150", "balances": {"SOL": "10", "USDC": "10000"}}))
+    box.run(["systemd-run", "--unit=fakebp-chg", "--property=Environment=PYTHONDONTWRITEBYTECODE=1",
+             "/opt/gridbot/bin/python", f"{box_root()}/tests/fake_backpack.py", "--port", str(LIVE_PORT),
+             "--api-key", api_key, "--state", "/root/fake-chg.json"], check=True)
+    box.put("/etc/gridbot/chg_live.json", json.dumps(live))
+    try:
+        box.gridbot("credentials", "set", "chg_live", input=json.dumps({"api_key": api_key, "api_secret": api_secret}),
+                    check=True)
+        wait_for(lambda: box.run(["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{LIVE_PORT}"]).returncode == 0)
+        box.gridbot("start", "chg_live", check=True)
+        pid = box.show("gridbot@chg_live.service", "MainPID")["MainPID"]
+        box.put("/etc/gridbot/chg_live.json", json.dumps({**live, "levels": 8}))
+        r = box.gridbot("restart", "chg_live")  # no terminal, no --yes: shown, refused, nothing changed
+        assert r.returncode == 2 and "--yes" in r.stderr and "real money" in r.stderr
+        assert "chg_live: the grid changed (levels 10 -> 8)" in r.stdout
+        assert box.show("gridbot@chg_live.service", "MainPID")["MainPID"] == pid
+        r = box.gridbot("restart", "--yes", "chg_live")
+        assert r.returncode == 0 and "chg_live: restarted" in r.stdout, r.stderr
+        assert box.show("gridbot@chg_live.service", "MainPID")["MainPID"] not in ("0", pid)
+    finally:
+        box.sh("systemctl stop gridbot@chg_live.service fakebp-chg.service; systemctl reset-failed gridbot@chg_live.service; "
+               "rm -f /etc/gridbot/chg_live.json /etc/gridbot/credentials/chg_live.*; "
+               "rm -rf /etc/systemd/system/gridbot@chg_live.service.d; systemctl daemon-reload")
+
+
+def box_root() -> str:
+    import sdbox
+    return str(sdbox.ROOT)
