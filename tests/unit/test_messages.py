@@ -162,3 +162,38 @@ def test_denied_message_names_the_right(monkeypatch):
     assert "membership of" not in msg and "join" not in msg and "polkit" in msg
     monkeypatch.setattr(systemd, "_in_group", lambda g: (True, False))
     assert "log out and in" in systemd.denied_message("RestartUnit", "gridbot@a.service")
+
+
+# -- progress line ---------------------------------------------------------------------------------
+class _Tty:
+    def __init__(self, tty: bool) -> None:
+        self.tty, self.text = tty, ""
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, s: str) -> None:
+        self.text += s
+
+    def flush(self) -> None:
+        pass
+
+
+def test_progress_line_only_on_a_terminal_and_cleared_before_results(monkeypatch):
+    from gridbot.cli import commands
+
+    err = _Tty(True)
+    monkeypatch.setattr(sys, "stderr", err)
+    p = commands._Progress("starting")
+    p.waiting(["a", "b"], 0.5)  # under a second: nothing yet
+    assert err.text == ""
+    p.waiting(["a", "b", "c", "d"], 12.2)
+    assert "starting: waiting for a, b, c and 1 more (12s)" in err.text
+    p.clear()
+    assert err.text.endswith("\r\033[K") and not p.shown
+    quiet = _Tty(False)
+    monkeypatch.setattr(sys, "stderr", quiet)
+    q = commands._Progress("starting")
+    q.waiting(["a"], 30)
+    q.clear()
+    assert quiet.text == ""
