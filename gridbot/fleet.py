@@ -370,7 +370,8 @@ def instances_in_state(ctx: Context, *states: str) -> list[str]:
 def stop_all(ctx: Context, timeout: float) -> list[str]:
     """One job on gridbot.target; PartOf= propagates the stop to every instance."""
     with ctx.manager() as m:
-        before = [r.name for r in m.rows(m.loaded_instances(), set()) if r.active_state != "inactive"]
+        before = [r.name for r in m.rows(m.loaded_instances(), set())
+                  if r.active_state in ("active", "activating", "reloading", "deactivating")]
         result = m.stop_target(timeout)
         if result != "done":
             raise JobFailed(f"stopping gridbot.target: job {result}")
