@@ -260,9 +260,9 @@ def saved_grid(ctx: Context, name: str) -> tuple[Optional[dict], Optional[dict]]
     import sqlite3
 
     db = ctx.state_root / name / "gridbot.sqlite"
-    if not db.is_file():
-        return None, None
     try:
+        if not db.is_file():  # the state directory is 0700: an operator cannot look (PermissionError)
+            return None, None
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=2)
         try:
             rows = dict(con.execute("SELECT key, value FROM kv WHERE key IN ('grid', 'strategy')").fetchall())
@@ -272,6 +272,15 @@ def saved_grid(ctx: Context, name: str) -> tuple[Optional[dict], Optional[dict]]
                 json.loads(rows["strategy"]) if "strategy" in rows else None)
     except (sqlite3.Error, OSError, ValueError):
         return None, None
+
+
+def unreadable_state(ctx: Context, name: str) -> bool:
+    """The state directory exists but this user cannot read it (0700, owned by gridbot)."""
+    d = ctx.state_root / name
+    try:
+        return d.is_dir() and not os.access(d, os.R_OK | os.X_OK)
+    except OSError:
+        return True
 
 
 def change_plans(ctx: Context, configs: dict[str, "GridConfig"]) -> list:

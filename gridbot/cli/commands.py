@@ -168,6 +168,9 @@ def _confirm_changes(configs: dict, yes: bool, starting: bool = False) -> None:
     """Show each re-grid a (re)start will do; for live instances ask first (--yes skips; no
     terminal and no --yes: refuse, nothing changed). ``starting``: `start` leaves running ones as they are."""
     plans = fleet.change_plans(CTX, configs)
+    for n in [n for n, c in configs.items() if c.exchange != "paper" and fleet.unreadable_state(CTX, n)]:
+        r.note(f"{n}: its state is readable by root only, so what this does to its live grid cannot be shown "
+               f"(sudo shows it, and asks if the grid changed)")
     running: set[str] = set()
     if plans and starting:
         running = set(fleet.instances_in_state(CTX, "active", "activating", "reloading", "deactivating"))

@@ -244,6 +244,9 @@ def test_a_live_grid_change_asks_first_refuses_without_a_terminal_and_yes_applie
         r = box.gridbot("restart", "--yes", "chg_live")
         assert r.returncode == 0 and "chg_live: restarted" in r.stdout, r.stderr
         assert box.show("gridbot@chg_live.service", "MainPID")["MainPID"] not in ("0", pid)
+        # an operator cannot read the bot's state: told so, and the restart itself still works
+        r = box.gridbot("restart", "chg_live", user="op")
+        assert r.returncode == 0 and "readable by root only" in r.stderr, r.stderr
     finally:
         box.sh("systemctl stop gridbot@chg_live.service fakebp-chg.service; systemctl reset-failed gridbot@chg_live.service; "
                "rm -f /etc/gridbot/chg_live.json /etc/gridbot/credentials/chg_live.*; "
