@@ -201,7 +201,8 @@ def suggest_key(path: tuple[str, ...]) -> str:
     paths = _key_paths()
     elsewhere = [".".join(p + (key,)) for p, names in sorted(paths.items()) if key in names and p != parent]
     if elsewhere:
-        return f"did you mean {' or '.join(elsewhere)}? (it belongs {'at the top level' if not elsewhere[0].count('.') else 'under ' + elsewhere[0].rsplit('.', 1)[0]})"
+        home = elsewhere[0].rsplit(".", 1)[0] if "." in elsewhere[0] else ""
+        return f"did you mean {' or '.join(elsewhere)}? (it belongs {'under ' + home if home else 'at the top level'})"
     near = difflib.get_close_matches(key, sorted(paths.get(parent, ())), n=1, cutoff=0.6)
     if near:
         return f"did you mean {'.'.join(parent + (near[0],))}?"

@@ -79,7 +79,10 @@ def validate(ctx: Context, names: list[str], *, feasible: bool = False) -> dict[
     """Load and validate each config (ConfigError names the file and field); ``feasible``: and that
     the grid will trade (gridbot.feasibility, the checks the bot runs at start)."""
     require_configs(ctx, names)
-    return {n: cfgmod.load(n, ctx.config_dir, feasible=feasible) for n in names}
+    good, bad = try_load(((n, cfgmod.config_path(n, ctx.config_dir)) for n in names), feasible=feasible)
+    if bad:  # every file's errors at once, not the first file's only
+        raise ConfigError("; ".join(bad[n] for n in names if n in bad))
+    return {n: good[n] for n in names}
 
 
 def try_load(sources: Iterable[tuple[str, Path]], *, feasible: bool = False,

@@ -226,7 +226,7 @@ def _stop_everything(timeout: float) -> None:
 def restart(names: Optional[List[str]] = NamesArg, paths: Optional[List[Path]] = ConfigOpt, all_: bool = AllOpt,
             yes: bool = typer.Option(False, "--yes", "-y", help="apply a changed grid of a live instance without asking"),
             timeout: float = TimeoutOpt) -> None:
-    """Validate, show what a changed grid will do (live: ask first), then restart: a bad config never takes a running bot down."""
+    """Validate, show a changed grid first (live: ask), then restart: a bad config never takes a running bot down."""
     targets = _running_or(names, paths, all_)
     if targets:
         _confirm_changes(fleet.preflight(CTX, targets), yes)
