@@ -30,6 +30,11 @@ else
 fi
 mkdir -p /usr/local/bin
 ln -sfn "$PREFIX/bin/gridbot" /usr/local/bin/gridbot
+# the config JSON Schema, where the example configs' "$schema" points (editors read it from disk)
+mkdir -p /usr/local/share/gridbot
+"$PREFIX/bin/gridbot" schema > /usr/local/share/gridbot/config.schema.json.tmp
+mv -f /usr/local/share/gridbot/config.schema.json.tmp /usr/local/share/gridbot/config.schema.json
+chmod 0644 /usr/local/share/gridbot/config.schema.json
 
 # 2. user, group and directories
 install -D -m 0644 "$SRC/packaging/sysusers.d-gridbot.conf" /etc/sysusers.d/gridbot.conf

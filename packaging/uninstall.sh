@@ -25,6 +25,7 @@ rm -f /etc/systemd/system/gridbot@.service /etc/systemd/system/gridbot.target \
 rm -rf /etc/systemd/system/gridbot@*.service.d
 rm -f /etc/polkit-1/rules.d/50-gridbot.rules /etc/sysusers.d/gridbot.conf /etc/tmpfiles.d/gridbot.conf
 rm -f /usr/local/bin/gridbot
+rm -rf /usr/local/share/gridbot
 rm -rf /opt/gridbot /run/gridbot
 if [ "$PURGE" = yes ]; then
     rm -rf /etc/gridbot /var/lib/gridbot /var/lib/private/gridbot
