@@ -39,7 +39,7 @@ from .config import config_dir, load  # noqa: E402
 from .errors import ConfigError, CredentialsError, ExchangeError, OrderRejected, UsageError  # noqa: E402
 from .exchange.base import Order, OrderStatus  # noqa: E402  (plain dataclasses; strategy imports it anyway)
 from .grid import GridError, plan_qty, price_lines, tick_levels  # noqa: E402
-from .models import GridConfig, OnStop, OnTrigger, Spacing  # noqa: E402
+from .models import GridConfig, OnStop, OnTrigger, Spacing, grid_fingerprint  # noqa: E402
 from .notify import Notifier, setup_logging  # noqa: E402
 from .store import CANCELLED, FILLED, NOT_PLACED, OPEN, PENDING, REJECTED, OrderRow, Store, StoreError  # noqa: E402
 
@@ -56,8 +56,6 @@ BALANCES_EVERY_S = 30.0  # live venues: one balance request per half minute is p
 log = logging.getLogger("gridbot")
 
 # fields that change the grid itself; anything else may be applied by SIGHUP
-GRID_FIELDS = ("exchange", "symbol", "lower_price", "upper_price", "levels", "spacing", "qty_per_level",
-               "investment", "fee_rate", "base_investment")
 SOFT_FIELDS = ("stop_loss", "take_profit", "on_trigger", "on_stop", "schema_ref")
 
 
@@ -68,15 +66,6 @@ def state_dir_for(name: str) -> Path:
         return Path(env.split(":")[0])
     base = os.environ.get("GRIDBOT_STATE_DIR")
     return Path(base) / name if base else Path("state") / name
-
-
-def grid_fingerprint(cfg: GridConfig) -> dict[str, Any]:
-    """The fields that make the grid; base_investment only when set, so states saved before that field
-    existed still match (an upgrade must not re-grid every bot)."""
-    fp = {k: v for k, v in cfg.model_dump(mode="json").items() if k in GRID_FIELDS}
-    if not cfg.base_investment:
-        fp.pop("base_investment", None)
-    return fp
 
 
 def paper_fingerprint(cfg: GridConfig) -> dict[str, Any]:
