@@ -20,6 +20,9 @@ PREFIX = "gridbot@"
 SUFFIX = ".service"
 MAX_NAME = 23  # "gridbot-" + name: a user name of at most 31 characters
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+# gridbot-NAME must not be a static user: systemd would run the instance as that user instead of a
+# dynamic one. `gridbot-web` is the dashboard's (packaging/sysusers.d), so `web` is no instance name.
+RESERVED = frozenset({"web"})
 
 
 def check_name(name: str) -> str:
@@ -38,6 +41,8 @@ def check_name(name: str) -> str:
         shown = bad.encode("unicode_escape").decode("ascii")
         where = " first" if bad == "-" else ""
         raise UsageError(f"invalid instance name: '{shown}' is not allowed{where}: {rule}")
+    if name in RESERVED:
+        raise UsageError(f"instance name '{name}' is reserved: gridbot-{name} is the dashboard's own user")
     return name
 
 

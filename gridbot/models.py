@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import Enum
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-SCHEMA_URL = "https://gridbot.invalid/schema/config.json"  # editors map this to `gridbot schema`
+# Where packaging/install.sh writes `gridbot schema`: the examples' "$schema" resolves on the host itself.
+SCHEMA_PATH = "/usr/local/share/gridbot/config.schema.json"
+SCHEMA_URL = f"file://{SCHEMA_PATH}"
 
 PositiveDecimal = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
 Fraction = Annotated[Decimal, Field(ge=0, lt=Decimal("0.1"), allow_inf_nan=False)]
@@ -37,7 +39,7 @@ class OnTrigger(str, Enum):
     """What to do with the position when stop-loss or take-profit fires."""
 
     cancel = "cancel"  # cancel the grid, keep the base
-    sell = "sell"  # cancel the grid and sell all base at market
+    sell = "sell"  # cancel the grid and sell the grid's own base at market (never the account's other coins)
 
 
 class PriceModel(_Strict):
@@ -103,6 +105,12 @@ class BackpackConfig(_Strict):
         raise ValueError("must be https:// (plain http only to loopback: 127.0.0.1, ::1, localhost)")
 
 
+# the config fields that make the bot re-grid on start; anything else SIGHUP may apply
+# (runner and the CLI's restart preview share this one list)
+GRID_FIELDS = ("exchange", "symbol", "lower_price", "upper_price", "levels", "spacing", "qty_per_level",
+               "investment", "fee_rate", "base_investment")
+
+
 class GridConfig(_Strict):
     """One grid bot instance. File stem = instance name."""
 
@@ -115,6 +123,9 @@ class GridConfig(_Strict):
     spacing: Spacing = Spacing.arithmetic
     qty_per_level: Optional[PositiveDecimal] = Field(default=None, description="order size in base per level")
     investment: Optional[PositiveDecimal] = Field(default=None, description="total quote to commit; sizes each level")
+    base_investment: Annotated[Decimal, Field(ge=0, allow_inf_nan=False)] = Field(
+        default=Decimal(0), description="base the grid may take from coins already held, to seed its sells; "
+        "nothing else on the account is the grid's (0: it buys what its sells need)")
     fee_rate: Fraction = Field(default=Decimal("0.0008"), description="maker fee the grid's orders pay")
     stop_loss: Optional[PositiveDecimal] = None
     take_profit: Optional[PositiveDecimal] = None
@@ -161,3 +172,12 @@ class GridConfig(_Strict):
             return ratio - 1
         step = (self.upper_price - self.lower_price) / n
         return step / (self.upper_price - step)
+
+
+def grid_fingerprint(cfg: GridConfig) -> dict[str, Any]:
+    """The fields that make the grid; base_investment only when set, so states saved before that field
+    existed still match (an upgrade must not re-grid every bot)."""
+    fp = {k: v for k, v in cfg.model_dump(mode="json").items() if k in GRID_FIELDS}
+    if not cfg.base_investment:
+        fp.pop("base_investment", None)
+    return fp

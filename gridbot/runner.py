@@ -5,6 +5,10 @@ Order of work: load and validate the config (exit 78 = EX_CONFIG on error so sys
 place the grid, then react to fills and prices. The strategy is pure; this module only moves
 events in and intents out, writing each intent to the store *before* the exchange call.
 
+Ownership on a shared account: client ids come from epochs handed out by ``new_epoch`` (see
+strategy.py); a fill or an open order counts only if it matches an order row we wrote (by the
+venue's order id where known, else client id + symbol), and fills are read from ``started_ms``.
+
 Lean on purpose (20 bots on a small VPS): for paper instances neither OpenSSL (``ssl``,
 ``_hashlib``) nor typer/rich/pystemd/httpx/cryptography are imported, and asyncio is imported only
 after the config said whether TLS will be needed.
@@ -27,30 +31,32 @@ import time  # noqa: E402
 from collections import deque  # noqa: E402
 from decimal import Decimal  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import TYPE_CHECKING, Any, Optional  # noqa: E402
+from typing import TYPE_CHECKING, Any, Callable, Optional  # noqa: E402
 
 from . import _statelock  # noqa: E402
+from . import figures  # noqa: E402
 from . import strategy as st  # noqa: E402
 from .config import config_dir, load  # noqa: E402
 from .errors import ConfigError, CredentialsError, ExchangeError, OrderRejected, UsageError  # noqa: E402
+from .exchange.base import Order, OrderStatus  # noqa: E402  (plain dataclasses; strategy imports it anyway)
 from .grid import GridError, plan_qty, price_lines, tick_levels  # noqa: E402
-from .models import GridConfig, OnStop, OnTrigger, Spacing  # noqa: E402
+from .models import GridConfig, OnStop, OnTrigger, Spacing, grid_fingerprint  # noqa: E402
 from .notify import Notifier, setup_logging  # noqa: E402
-from .store import CANCELLED, FILLED, OPEN, PENDING, REJECTED, Store, StoreError  # noqa: E402
+from .store import CANCELLED, FILLED, NOT_PLACED, OPEN, PENDING, REJECTED, OrderRow, Store, StoreError  # noqa: E402
 
 if TYPE_CHECKING:
     import asyncio
 
+    from .account import Claim
     from .exchange.base import Exchange, Fill, Market
 
 EX_OK, EX_FAIL, EX_CONFIG = 0, 1, 78
 FILL_OVERLAP_MS = 5000  # re-read fills this far back: duplicates are dropped by trade_id
+START_SLACK_MS = 5000  # read fills from a little before the state began: the venue's clock may lag ours
 BALANCES_EVERY_S = 30.0  # live venues: one balance request per half minute is plenty for /metrics
 log = logging.getLogger("gridbot")
 
 # fields that change the grid itself; anything else may be applied by SIGHUP
-GRID_FIELDS = ("exchange", "symbol", "lower_price", "upper_price", "levels", "spacing", "qty_per_level",
-               "investment", "fee_rate")
 SOFT_FIELDS = ("stop_loss", "take_profit", "on_trigger", "on_stop", "schema_ref")
 
 
@@ -65,8 +71,20 @@ def state_dir_for(name: str, user: bool = False) -> Path:
     return Path(base) / name if base else _statelock.default_state_dir(name, user)
 
 
-def grid_fingerprint(cfg: GridConfig) -> dict[str, Any]:
-    return {k: v for k, v in cfg.model_dump(mode="json").items() if k in GRID_FIELDS}
+def paper_fingerprint(cfg: GridConfig) -> dict[str, Any]:
+    """What the simulated venue is built from: market rules, fees, balances, price model, symbol."""
+    return {"symbol": cfg.symbol, "fee_rate": str(cfg.fee_rate), "paper": cfg.paper.model_dump(mode="json")}
+
+
+def thresholds_fit(p: st.Params, stop_loss: Optional[Decimal], take_profit: Optional[Decimal]) -> list[str]:
+    """Why these thresholds do not fit the grid that is running (empty: they do). A config is validated
+    against its own range; a reload must not apply thresholds meant for a range not yet running."""
+    why = []
+    if stop_loss is not None and stop_loss >= p.buy[0]:
+        why.append(f"stop_loss {stop_loss} is not below the running grid's lowest line {p.buy[0]}")
+    if take_profit is not None and take_profit <= p.sell[-1]:
+        why.append(f"take_profit {take_profit} is not above the running grid's highest line {p.sell[-1]}")
+    return why
 
 
 def build_params(cfg: GridConfig, market: "Market", price: Decimal, taker_fee: Decimal) -> st.Params:
@@ -87,9 +105,10 @@ class Bot:
     """One instance's event loop: exchange <-> strategy, with the store as the write-ahead log."""
 
     def __init__(self, name: str, cfg: GridConfig, store: Store, exchange: "Exchange", notifier: Notifier,
-                 cfg_dir: Path) -> None:
+                 cfg_dir: Path, new_epoch: Callable[[], int]) -> None:
         self.name, self.cfg, self.store, self.ex, self.notifier = name, cfg, store, exchange, notifier
         self.cfg_dir = cfg_dir
+        self.new_epoch = new_epoch  # the account's epoch registry: client ids no other state can produce
         self.symbol = cfg.symbol
         self.state: Optional[st.GridState] = None
         self.price: Optional[Decimal] = None
@@ -97,8 +116,8 @@ class Bot:
         self.need_reconcile = False
         self.last_loop = time.time()
         self.loop_timeout = 5.0
-        self._known: set[str] = set()
-        self._known_order: deque[str] = deque()
+        self._known: set[tuple[str, str]] = set()  # (symbol, trade_id): trade ids are per market
+        self._known_order: deque[tuple[str, str]] = deque()
         self._last_status = ""
         self._last_ping = 0.0
         self._balances: dict[str, Any] = {}
@@ -110,6 +129,8 @@ class Bot:
     def apply(self, events: list[st.Event], fills: Optional[list["Fill"]] = None) -> list[st.Intent]:
         """Feed events (and new fills) to the strategy and persist the result atomically."""
         assert self.state is not None
+        if st.needs_epoch(self.state):
+            self._renew_epoch()
         if not fills and len(events) == 1 and events[0].__class__ is st.Tick:  # the per-tick path: no I/O
             note = self.state.note
             self.state, intents = st.step(self.state, events[0])
@@ -123,8 +144,12 @@ class Bot:
         with self.store.tx():
             for f in fills or ():
                 row = self.store.order(f.client_id)
-                if row is None or not self.store.add_fill(f):
-                    continue  # not our order, or already recorded
+                if row is None or not row.owns(f.symbol, f.order_id):
+                    log.debug("fill %s (order %s %s) is not an order of ours; ignored", f.trade_id, f.client_id,
+                              f.order_id)
+                    continue  # another bot on the account, or a client id reused by another state
+                if not self.store.add_fill(f):
+                    continue  # already recorded
                 filled = row.filled + f.qty
                 status = FILLED if filled >= row.qty else row.status if row.status == CANCELLED else OPEN
                 self.store.set_status(f.client_id, status, filled)
@@ -132,6 +157,8 @@ class Bot:
                 log.info("fill %s %s %s @ %s (order %s, fee %s %s)", f.trade_id, f.side.value, f.qty, f.price,
                          f.client_id, f.fee, f.fee_asset)
             for ev in events:
+                if st.needs_epoch(self.state):
+                    self._renew_epoch()
                 note = self.state.note
                 self.state, intents = st.step(self.state, ev)
                 out.extend(intents)
@@ -140,6 +167,16 @@ class Bot:
             if changed:
                 self._snapshot()
         return out
+
+    def _renew_epoch(self) -> None:
+        """Legacy state, or the counter nearly used up: number the next orders in a fresh epoch."""
+        assert self.state is not None
+        old = self.state.epoch
+        epoch = self.new_epoch()
+        if epoch == old:
+            log.warning("the epoch source gave the running epoch %d again: client ids may repeat", epoch)
+        self.state, _ = st.step(self.state, st.NewEpoch(epoch))
+        log.info("client ids: epoch %d (was %d)", epoch, old)
 
     def _record(self, intents: list[st.Intent], old_note: str, snapshot: bool = True) -> None:
         """Inside a transaction: log a new note, write intents (before any exchange call), snapshot."""
@@ -150,9 +187,11 @@ class Bot:
             log.log(logging.WARNING if bad else logging.INFO, "%s", s.note)
         for it in intents:
             if isinstance(it, st.Place):
-                self.store.add_intent(it.client_id, "limit", it.side.value, it.price, it.qty, it.gap)
+                self.store.add_intent(it.client_id, "limit", it.side.value, it.price, it.qty, it.gap,
+                                      exchange=self.cfg.exchange, symbol=self.symbol)
             elif isinstance(it, st.Market):
-                self.store.add_intent(it.client_id, "market", it.side.value, None, it.qty)
+                self.store.add_intent(it.client_id, "market", it.side.value, None, it.qty,
+                                      exchange=self.cfg.exchange, symbol=self.symbol)
         if snapshot:
             self._snapshot()
 
@@ -163,7 +202,8 @@ class Bot:
         self.store.put("profit", {"realised": str(s.realised), "pairs": s.pairs, "fills": s.fills,
                                   "inventory_base": str(s.inventory), "base_delta": str(s.base_delta),
                                   "quote_delta": str(s.quote_delta), "fees_base": str(s.fees_base),
-                                  "fees_quote": str(s.fees_quote), "phase": s.phase, "open_orders": len(s.by_cid)})
+                                  "fees_quote": str(s.fees_quote), "phase": s.phase, "open_orders": len(s.by_cid),
+                                  "close": s.closing})
 
     async def execute(self, intents: list[st.Intent]) -> None:
         """Send intents to the venue in order; rejections go back to the strategy (which may retry)."""
@@ -173,11 +213,12 @@ class Bot:
             try:
                 if isinstance(it, st.Place):
                     o = await self.ex.place_limit(self.symbol, it.side, it.price, it.qty, it.client_id, True)
-                    self.store.set_status(it.client_id, OPEN if o.status.value == "open" else o.status.value)
+                    self.store.set_status(it.client_id, OPEN if o.status is OrderStatus.open else o.status.value,
+                                          order_id=o.exchange_id)
                     log.debug("placed %s %s %s @ %s (gap %d)", it.client_id, it.side.value, it.qty, it.price, it.gap)
                 elif isinstance(it, st.Market):
-                    await self.ex.place_market(self.symbol, it.side, it.qty, it.client_id)
-                    self.store.set_status(it.client_id, OPEN)
+                    o = await self.ex.place_market(self.symbol, it.side, it.qty, it.client_id)
+                    self.store.set_status(it.client_id, OPEN, order_id=o.exchange_id)
                     log.info("market %s %s %s (%s)", it.side.value, it.qty, self.state and self.state.p.base,
                              it.reason)
                     queue.extend(await self.poll_fills())
@@ -191,10 +232,13 @@ class Bot:
                     queue.extend(await self._settle(it.client_id))
                     continue
                 o = await self.ex.get_order(self.symbol, it.client_id)
-                if o is not None and o.side is it.side and o.qty == it.qty and o.status.value in ("open", "filled"):
+                row = self.store.order(it.client_id)
+                if (o is not None and row is not None and self._same_order(row, o)
+                        and o.status in (OrderStatus.open, OrderStatus.filled)):
                     # a retry of a call that got through the first time
                     log.info("order %s already on the venue; adopted", it.client_id)
-                    self.store.set_status(it.client_id, OPEN if o.status.value == "open" else o.status.value)
+                    self.store.set_status(it.client_id, OPEN if o.status is OrderStatus.open else o.status.value,
+                                          order_id=o.exchange_id)
                     queue.extend(await self.poll_fills())
                     continue
                 log.warning("order %s rejected: %s", it.client_id, exc)
@@ -204,23 +248,43 @@ class Bot:
                 log.error("exchange error on %s: %s; will reconcile", type(it).__name__, exc)
                 self.need_reconcile = True
 
+    def _same_order(self, row: OrderRow, o: Order) -> bool:
+        """Is venue order ``o`` (found by our client id) the one this row recorded, not another state's
+        order reusing the id? By the venue's order id once known; before that by what we asked for."""
+        if not row.owns(o.symbol, o.exchange_id):
+            return False
+        if row.order_id and o.exchange_id:
+            return True
+        return (o.side.value == row.side and o.qty == row.qty
+                and (row.price is None or o.price == row.price))
+
+    async def _ours(self, cid: int) -> Optional[Order]:
+        """The venue's view of our order ``cid``, or None if the venue has none that is ours."""
+        row = self.store.order(cid)
+        o = await self.ex.get_order(self.symbol, cid)
+        return o if o is not None and row is not None and self._same_order(row, o) else None
+
     async def _settle(self, cid: int) -> list[st.Intent]:
         """An order we meant to cancel is already closed: learn how it ended."""
         out = await self.poll_fills()
-        o = await self.ex.get_order(self.symbol, cid)
-        if o is not None and o.status.value in ("cancelled", "rejected"):
+        o = await self._ours(cid)
+        if o is not None and o.status in (OrderStatus.cancelled, OrderStatus.rejected):
             self.store.set_status(cid, CANCELLED)
             out += self.apply([st.Cancelled(cid)])
         return out
 
+    def fills_from(self) -> int:
+        """Where reading fills starts: this state's beginning, never the account's whole history."""
+        return max(0, int(self.store.get("started_ms") or 0) - START_SLACK_MS)
+
     async def poll_fills(self) -> list[st.Intent]:
-        since = max(0, self.store.last_fill_ms() - FILL_OVERLAP_MS)
-        new = [f for f in await self.ex.fills_since(self.symbol, since) if f.trade_id not in self._known]
+        since = max(self.fills_from(), self.store.last_fill_ms() - FILL_OVERLAP_MS)
+        new = [f for f in await self.ex.fills_since(self.symbol, since) if (f.symbol, f.trade_id) not in self._known]
         if not new:
             return []
         for f in new:
-            self._known.add(f.trade_id)
-            self._known_order.append(f.trade_id)
+            self._known.add((f.symbol, f.trade_id))
+            self._known_order.append((f.symbol, f.trade_id))
         while len(self._known_order) > 4096:
             self._known.discard(self._known_order.popleft())
         return self.apply([], new)
@@ -233,39 +297,102 @@ class Bot:
         taker = getattr(getattr(self.ex, "venue", None), "taker_fee", Decimal("0.001"))
         params = build_params(self.cfg, market, self.price, taker)
         snap = self.store.get("strategy")
-        fp = grid_fingerprint(self.cfg)
+        fp, old_fp = grid_fingerprint(self.cfg), self.store.get("grid")
+        if old_fp:  # rows written before orders recorded their venue belong to the grid running then
+            self.store.backfill_market(old_fp.get("exchange", "paper"), old_fp.get("symbol", self.symbol))
+        budget = self.cfg.base_investment
         if snap is not None:
             self.state = st.GridState.from_dict(snap)
-            if self.store.get("grid") == fp:
+            if old_fp == fp:
+                if self.store.get("started_ms") is None:  # saved before the start was recorded
+                    self.store.put("started_ms", self.store.first_order_ms() or _now_ms())
                 self.apply([_limits(self.cfg)])
                 return
-            log.warning("grid parameters changed since the last run: cancelling %d orders of the old grid",
-                        len(self.state.by_cid))
-            await self.reconcile()
-            await self.execute([st.Cancel(c) for c in sorted(self.state.by_cid)])
+            log.warning("grid parameters changed since the last run: cancelling %d orders of the old grid on %s %s",
+                        len(self.state.by_cid), (old_fp or {}).get("exchange"), (old_fp or {}).get("symbol"))
+            await self.retire_old_grid(old_fp or fp)
             old = self.state
+            if old.p.base == market.base:
+                # the new grid keeps what the old one owned, adjusted by any change of the coins granted to it
+                granted = Decimal((old_fp or {}).get("base_investment", "0"))
+                budget = max(Decimal(0), old.inventory + self.cfg.base_investment - granted)
+            elif old.inventory:
+                log.warning("the old grid's %s %s stay on the account; the new grid trades %s", old.inventory,
+                            old.p.base, market.base)
         else:
             old = None
-        bal = await self.ex.balances()
-        base = bal[market.base].available if market.base in bal else Decimal(0)
-        fresh = st.init(params, base)
-        if old is not None:  # keep ids unique and the books continuous
-            fresh.next_cid = old.next_cid
+            if budget:
+                bal = await self.ex.balances()
+                have = bal[market.base].available if market.base in bal else Decimal(0)
+                if have < budget:
+                    raise GridError(f"base_investment {budget} {market.base} is more than the {have} {market.base} "
+                                    f"available on the account")
+        fresh = st.init(params, budget, self.new_epoch())
+        if old is not None:  # keep the books continuous
             fresh.realised, fresh.pairs, fresh.fills = old.realised, old.pairs, old.fills
         self.state = fresh
         with self.store.tx():
             self.store.put("strategy", fresh.to_dict())
             self.store.put("grid", fp)
-        log.info("new grid: %d levels %s..%s, %s %s per level", self.cfg.levels, params.buy[0], params.sell[-1],
-                 params.qty, market.base)
+            self.store.put("started_ms", _now_ms())
+        log.info("new grid: %d levels %s..%s, %s %s per level, owns %s %s, client ids in epoch %d", self.cfg.levels,
+                 params.buy[0], params.sell[-1], params.qty, market.base, budget, market.base, fresh.epoch)
+
+    async def retire_old_grid(self, old_fp: dict[str, Any]) -> None:
+        """The grid changed (range, size, symbol or exchange): take the old grid's orders off the venue
+        they were placed on, under their own symbol, before a new grid starts. Raises if any stays open."""
+        assert self.state is not None
+        old_ex, old_sym = old_fp.get("exchange", self.cfg.exchange), old_fp.get("symbol", self.symbol)
+        rows = [r for r in self.store.orders(PENDING, OPEN) if r.symbol == old_sym and r.exchange == old_ex]
+        if old_ex != self.cfg.exchange:
+            if old_ex != "paper" and rows:  # real orders on a venue this process cannot reach now
+                raise ConfigError(
+                    f"{len(rows)} orders of the old grid are still open on {old_ex} {old_sym}; put the old "
+                    f"exchange back in the config and stop the instance (on_stop=cancel), or run "
+                    f"`gridbot reset {self.name}`")
+            with self.store.tx():  # simulated orders: the simulation is simply left behind
+                for r in rows:
+                    self.store.set_status(r.client_id, CANCELLED, note=f"{old_ex} left behind")
+                self.store.delete("paper")
+                self.store.delete("paper_cfg")
+            return
+        self.symbol = old_sym  # every call below goes to the old symbol, never the new one
+        try:
+            if self.state.phase == st.RUNNING:  # parked: fills heard now place no counter-orders
+                self.apply([st.Stop(cancel=True)])
+            await self.execute([st.Cancel(c) for c in sorted(self.state.by_cid)])
+            for r in self.store.orders(PENDING, OPEN):  # markets, intents never sent, given-up levels
+                if r.symbol != old_sym or r.exchange != old_ex:
+                    continue
+                o = await self._ours(r.client_id)
+                if o is None:
+                    self.store.set_status(r.client_id, NOT_PLACED if r.status == PENDING else CANCELLED)
+                elif o.status is OrderStatus.open:
+                    try:
+                        await self.ex.cancel(old_sym, r.client_id)
+                        self.store.set_status(r.client_id, CANCELLED, order_id=o.exchange_id)
+                    except OrderRejected:
+                        pass  # closed meanwhile: the open-orders check below tells
+                else:
+                    self.store.set_status(r.client_id, o.status.value, o.filled_qty, order_id=o.exchange_id)
+            await self.poll_fills()  # the old grid's last fills reach its books (parked: nothing is placed)
+            left = [o.client_id for o in await self.ex.open_orders(old_sym)
+                    if (r := self.store.order(o.client_id)) is not None and self._same_order(r, o)]
+        finally:
+            self.symbol = self.cfg.symbol
+        if left:
+            raise ExchangeError(f"orders {left} of the old grid are still open on {old_sym}; "
+                                f"not starting the new grid until they are cancelled")
 
     async def reconcile(self) -> None:
-        """Make the store and strategy agree with the venue after a restart or an exchange error."""
+        """Make the store and strategy agree with the venue after a restart or an exchange error.
+        Only orders this instance recorded are adopted, and only if the venue's order is the one we
+        placed (its order id, or side/qty/price before we heard the id); nothing else is touched."""
         assert self.state is not None
         pending_rows = self.store.orders(PENDING)  # before polling fills: those may add fresh intents
         todo = await self.poll_fills()  # fills that happened while we were down
         for row in pending_rows:
-            o = await self.ex.get_order(self.symbol, row.client_id)
+            o = await self._ours(row.client_id)
             if o is None:  # the call never reached the venue: send it now, same client id
                 log.info("order %s was not placed before the restart; placing it now", row.client_id)
                 if row.kind == "market":
@@ -273,28 +400,31 @@ class Bot:
                 else:
                     todo.append(st.Place(row.client_id, st.Side(row.side), row.price, row.qty,  # type: ignore[arg-type]
                                          row.gap if row.gap is not None else -1))
-            elif o.status.value == "open":
+            elif o.status is OrderStatus.open:
                 log.info("order %s reached the venue before the restart; adopted", row.client_id)
-                self.store.set_status(row.client_id, OPEN)
-            elif o.status.value == "filled":
+                self.store.set_status(row.client_id, OPEN, order_id=o.exchange_id)
+            elif o.status is OrderStatus.filled:
                 log.info("order %s filled while we were down; adopted", row.client_id)
-                self.store.set_status(row.client_id, FILLED, o.filled_qty)
+                self.store.set_status(row.client_id, FILLED, o.filled_qty, order_id=o.exchange_id)
             else:
-                self.store.set_status(row.client_id, CANCELLED)
+                self.store.set_status(row.client_id, CANCELLED, order_id=o.exchange_id)
                 todo += self.apply([st.Cancelled(row.client_id)])
         await self.execute(todo)
         pending = {r.client_id for r in self.store.orders(PENDING)}
-        open_ids = {o.client_id for o in await self.ex.open_orders(self.symbol)}
+        open_ids = set()
+        for o in await self.ex.open_orders(self.symbol):
+            row = self.store.order(o.client_id)
+            if row is not None and self._same_order(row, o):
+                open_ids.add(o.client_id)  # ours; an order that only shares our client id is not
         for cid in sorted(set(self.state.by_cid) - open_ids - pending):
-            o = await self.ex.get_order(self.symbol, cid)
-            if o is None or o.status.value in ("cancelled", "rejected"):
+            o = await self._ours(cid)
+            if o is None or o.status in (OrderStatus.cancelled, OrderStatus.rejected):
                 log.warning("order %s is no longer on the venue; the strategy is told", cid)
                 self.store.set_status(cid, CANCELLED)
                 await self.execute(self.apply([st.Cancelled(cid)]))
-            elif o.status.value == "filled":
+            elif o.status is OrderStatus.filled:
                 await self.execute(await self.poll_fills())
-        strangers = open_ids - set(self.state.by_cid)
-        known = [c for c in strangers if self.store.order(c) is not None]
+        known = sorted(open_ids - set(self.state.by_cid))
         if known:
             log.warning("orders %s are open on the venue but no longer part of the grid; cancelling", known)
             for c in known:
@@ -313,6 +443,10 @@ class Bot:
         intents = self.apply([st.Tick(self.price)])
         intents += await self.poll_fills()
         await self.execute(intents)
+        if self.state is not None and self.state.close_retry:  # a rejected close: resend what the venue holds
+            bal = await self.ex.balances()
+            base = self.state.p.base
+            await self.execute(self.apply([st.CloseRetry(bal[base].available if base in bal else Decimal(0))]))
         if self.need_reconcile:
             await self.reconcile()
         now = time.monotonic()
@@ -348,6 +482,7 @@ class Bot:
                 log.error("status port 127.0.0.1:%d unavailable (%s); running without it", self.cfg.web_port, exc)
                 server = None
         self.notifier.ready(self.status_line())
+        self.publish(force=True)
         log.info("ready: %s", self.status_line())
         waiter = asyncio.ensure_future(self._stop_event.wait())
         try:
@@ -372,6 +507,7 @@ class Bot:
             waiter.cancel()
         self.notifier.stopping(f"stopping; {self.status_line()}")
         await self.shutdown()
+        self.publish(force=True)
         if server is not None:
             await server.close()
         return EX_OK
@@ -412,7 +548,13 @@ class Bot:
         if hard:
             log.warning("reload: %s changed; restart the instance to apply (it re-grids on start); "
                         "applying only stop_loss/take_profit/on_trigger/on_stop", ", ".join(hard))
-        self.cfg = self.cfg.model_copy(update={k: getattr(new, k) for k in SOFT_FIELDS if k != "schema_ref"})
+        soft = [k for k in SOFT_FIELDS if k != "schema_ref"]
+        why = thresholds_fit(self.state.p, new.stop_loss, new.take_profit) if self.state is not None else []
+        if why:
+            soft = [k for k in soft if k not in ("stop_loss", "take_profit", "on_trigger")]
+            log.warning("reload: keeping stop_loss=%s take_profit=%s on_trigger=%s: %s", self.cfg.stop_loss,
+                        self.cfg.take_profit, self.cfg.on_trigger.value, "; ".join(why))
+        self.cfg = self.cfg.model_copy(update={k: getattr(new, k) for k in soft})
         self.apply([_limits(self.cfg)])
         log.info("reload: applied (stop_loss=%s take_profit=%s on_trigger=%s on_stop=%s)", self.cfg.stop_loss,
                  self.cfg.take_profit, self.cfg.on_trigger.value, self.cfg.on_stop.value)
@@ -427,17 +569,28 @@ class Bot:
             self.notifier.status(line, watchdog=self.notifier.watchdog_interval is not None)
             self._last_ping = now
             self._last_status = line
+        self.publish()
+
+    def publish(self, force: bool = False) -> None:
+        """Figures for `gridbot list`/top/web: a small file, written only when due and changed."""
+        pub = getattr(self, "_figures", None)
+        if pub is None:
+            pub = self._figures = figures.Publisher(
+                self.name, self.cfg.exchange, figures.figures_dir(), lambda: self.store.get("equity_history"),
+                lambda h: self.store.put("equity_history", h), self._recent_fills, log=log.warning)
+        pub.tick(self.state, self.price, force)
+
+    def _recent_fills(self, n: int) -> list[dict[str, Any]]:
+        rows = self.store.db.execute("SELECT side, price, qty, fee, fee_asset, ts_ms FROM fills "
+                                     "ORDER BY ts_ms DESC, trade_id DESC LIMIT ?", (n,)).fetchall()
+        return [{"side": r[0], "price": r[1], "qty": r[2], "fee": r[3], "fee_asset": r[4], "time": r[5] / 1000}
+                for r in rows]
 
     def healthy(self) -> bool:
         return time.time() - self.last_loop < 3 * self.loop_timeout + 10 and not self.stopping
 
     def status_line(self) -> str:
-        s = self.state
-        if s is None:
-            return "starting"
-        q = s.p.quote
-        return (f"{self.price} {q} | {len(s.by_cid)} open orders | profit {s.realised:+.4f} {q} "
-                f"({s.pairs} pairs) | {s.fills} fills | {s.phase}")
+        return figures.status_line(self.state, self.price)
 
     def snapshot(self) -> dict[str, Any]:
         s = self.state
@@ -452,7 +605,7 @@ class Bot:
             "unpaired_pnl": str(unpaired.quantize(Decimal("0.00000001"))), "total_pnl": str(total),
             "inventory_base": str(s.inventory), "best_buy": _s(best_buy), "best_sell": _s(best_sell),
             "qty_per_level": str(s.p.qty), "levels": len(s.p.buy) - 1, "balances": bal,
-            "last_loop": round(self.last_loop, 3), "healthy": self.healthy(), "note": s.note,
+            "last_loop": round(self.last_loop, 3), "healthy": self.healthy(), "note": s.note, "close": s.closing,
             "status": self.status_line(),
         }
 
@@ -461,7 +614,65 @@ def _s(x: Optional[Decimal]) -> Optional[str]:
     return None if x is None else str(x)
 
 
-async def _amain(name: str, cfg: GridConfig, state_dir: Path, cfg_dir: Path) -> int:
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def store_epochs(store: Store) -> Callable[[], int]:
+    """Epochs for a paper instance: its simulated venue is its own account, so the store is the registry."""
+    def new_epoch() -> int:
+        epoch = int(store.get("epoch") or 0) % st.EPOCH_MAX + 1
+        store.put("epoch", epoch)
+        return epoch
+    return new_epoch
+
+
+def paper_venue(store: Store, cfg: GridConfig) -> tuple[Optional[dict[str, Any]], Optional[list[int]]]:
+    """The saved simulated venue to restore, or None to build a new one from the config.
+
+    Paper settings that changed since the venue was built (market rules, start price, balances, fees,
+    symbol, price model) rebuild it: a simulation owns no real coins, so nothing is lost by starting it
+    afresh, while keeping it would silently trade under the old rules. The old simulated grid is
+    forgotten cleanly (its orders closed in the store, the strategy and venue snapshots dropped, so
+    the next start is a fresh grid); returned too are the old venue's id counters, so the new venue's
+    trade and order ids never repeat ids already recorded.
+    """
+    want, saved, have = paper_fingerprint(cfg), store.get("paper"), store.get("paper_cfg")
+    if saved is not None and have is None:  # saved before the fingerprint was kept: compare what the venue has
+        v, pc = saved["venue"], cfg.paper
+        now = [cfg.symbol, cfg.base_asset, cfg.quote_asset, pc.tick_size, pc.step_size, pc.min_qty, cfg.fee_rate,
+               pc.taker_fee]
+        was = v["market"][:3] + [Decimal(x) for x in v["market"][3:] + v["fees"]]
+        names = ("symbol", "base", "quote", "tick_size", "step_size", "min_qty", "fee_rate", "taker_fee")
+        changed = [n for n, a, b in zip(names, was, now) if a != b]
+    else:
+        changed = [] if saved is None else _diff(have, want)
+    if not changed:
+        if have != want:
+            store.put("paper_cfg", want)
+        return saved, None
+    rows = store.orders(PENDING, OPEN)
+    log.warning("paper settings changed (%s): rebuilding the simulated venue; the old simulated grid (%d orders) "
+                "and its books are dropped", ", ".join(changed), len(rows))
+    seq = saved["venue"]["seq"]
+    with store.tx():
+        for r in rows:
+            store.set_status(r.client_id, CANCELLED, note="paper venue rebuilt")
+        for key in ("paper", "strategy", "grid", "started_ms", "profit"):
+            store.delete(key)
+        store.put("paper_cfg", want)
+    return None, [seq[1], seq[3] if len(seq) > 3 else 0]
+
+
+def _diff(a: Any, b: Any, path: str = "") -> list[str]:
+    """Dotted names of the leaves that differ between two JSON-like dicts."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in _diff(a.get(k), b.get(k), f"{path}{k}.")]
+    return [] if a == b else [path.rstrip(".").removeprefix("paper.") or "paper"]
+
+
+async def _amain(name: str, cfg: GridConfig, state_dir: Path, cfg_dir: Path, claim: "Claim") -> int:
+    from .account import check_fresh_start, state_is_empty
     from .exchange.factory import open_exchange
 
     try:  # held until exit: one bot per state directory
@@ -472,9 +683,20 @@ async def _amain(name: str, cfg: GridConfig, state_dir: Path, cfg_dir: Path) -> 
     try:
         # GRIDBOT_PAPER_LATENCY_MS: simulated round trip of paper calls (realism; crash tests use it)
         latency = float(os.environ.get("GRIDBOT_PAPER_LATENCY_MS", "0") or 0) / 1000
-        ex = open_exchange(cfg, state_dir, saved=store.get("paper"), save=lambda d: store.put("paper", d),
-                           latency_s=latency)
-        return await run_guarded(Bot(name, cfg, store, ex, Notifier(), cfg_dir))
+        saved, ids = paper_venue(store, cfg) if cfg.exchange == "paper" else (None, None)
+        ex = open_exchange(cfg, state_dir, saved=saved, save=lambda d: store.put("paper", d), latency_s=latency)
+        if ids:  # a rebuilt venue continues the old one's trade and order numbering
+            ex.venue.continue_ids(*ids)  # type: ignore[attr-defined]
+        if claim.live and state_is_empty(store):
+            try:  # a lost state never starts silently; a reset's old orders are cancelled first
+                await check_fresh_start(claim, ex)
+            except BaseException:
+                await ex.close()
+                raise
+        # paper: the simulated venue is the instance's own account; live: the account's epoch registry
+        new_epoch = claim.new_epoch if claim.live else store_epochs(store)
+        bot = Bot(name, cfg, store, ex, Notifier(), cfg_dir, new_epoch)
+        return await run_guarded(bot)
     finally:
         store.close()
         os.close(lock)
@@ -523,12 +745,21 @@ def main(name: str, user: bool = False) -> int:
         sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
     import asyncio
 
+    from .account import AccountError, accounts_root, claim
+
     state_dir = state_dir_for(name, user)
-    try:
-        return asyncio.run(_amain(name, cfg, state_dir, cfg_dir))
+    try:  # the account's rules, before anything is opened: one symbol per account, its rate budget
+        held = claim(name, cfg, accounts_root(state_dir.parent))
+        try:
+            return asyncio.run(_amain(name, cfg, state_dir, cfg_dir, held))
+        finally:
+            held.release()
     except _statelock.StateLocked as exc:
         log.error("not starting: %s", exc)
         return EX_FAIL
+    except AccountError as exc:
+        log.error("not starting: %s", exc)
+        return EX_FAIL if exc.transient else EX_CONFIG
     except (GridError, CredentialsError, ConfigError) as exc:
         log.error("not starting: %s", exc)
         return EX_CONFIG

@@ -9,7 +9,13 @@ Write-ahead rules that make kill -9 harmless:
 * a fill, the strategy snapshot it produces and the intents it causes commit in one transaction.
 
 Snapshots live in ``kv`` as JSON: ``strategy`` (GridState.to_dict), ``paper`` (venue + price stream),
-``grid`` (config fingerprint of the running grid), ``profit`` (realised profit, fills, inventory).
+``grid`` (config fingerprint of the running grid), ``profit`` (realised profit, fills, inventory),
+``started_ms`` (when the running state began: fills are read from there, never over the account's
+history), ``paper_cfg`` (the paper settings the simulated venue was built from).
+
+Identity: each order row keeps the exchange and symbol it was placed on and the venue's order id
+from the placement answer, so a fill or an open order is ours only if it matches what we recorded.
+Databases from before these columns are migrated in place (``_migrate``): old state still opens.
 
 Durability: WAL with ``synchronous=FULL``. WAL+NORMAL survives a process crash but may drop the last
 commits on power loss; a dropped intent row would leave an order on the exchange we know nothing
@@ -39,15 +45,25 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
     client_id INTEGER PRIMARY KEY, kind TEXT NOT NULL, side TEXT NOT NULL, price TEXT, qty TEXT NOT NULL,
     gap INTEGER, status TEXT NOT NULL, filled TEXT NOT NULL DEFAULT '0',
-    created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, note TEXT NOT NULL DEFAULT '');
+    created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, note TEXT NOT NULL DEFAULT '',
+    order_id TEXT NOT NULL DEFAULT '', exchange TEXT NOT NULL DEFAULT '', symbol TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS orders_status ON orders(status);
-CREATE TABLE IF NOT EXISTS fills (
-    trade_id TEXT PRIMARY KEY, client_id INTEGER NOT NULL, side TEXT NOT NULL, price TEXT NOT NULL,
-    qty TEXT NOT NULL, fee TEXT NOT NULL, fee_asset TEXT NOT NULL, is_maker INTEGER NOT NULL,
-    ts_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS fills (%s);
 CREATE INDEX IF NOT EXISTS fills_ts ON fills(ts_ms);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# trade ids are unique per market, not per account: a grid moved to another symbol must not lose the
+# new market's fills to the old one's ids
+_FILLS = """
+    trade_id TEXT NOT NULL, client_id INTEGER NOT NULL, side TEXT NOT NULL, price TEXT NOT NULL,
+    qty TEXT NOT NULL, fee TEXT NOT NULL, fee_asset TEXT NOT NULL, is_maker INTEGER NOT NULL,
+    ts_ms INTEGER NOT NULL, order_id TEXT NOT NULL DEFAULT '', symbol TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (symbol, trade_id)"""
+_SCHEMA %= _FILLS
+# columns added after the first release: (table, column, declaration) for ALTER TABLE ... ADD COLUMN
+_ADDED = (("orders", "order_id", "TEXT NOT NULL DEFAULT ''"), ("orders", "exchange", "TEXT NOT NULL DEFAULT ''"),
+          ("orders", "symbol", "TEXT NOT NULL DEFAULT ''"))
+_COLS = "client_id, kind, side, price, qty, gap, status, filled, note, order_id, exchange, symbol"
 
 
 class StoreError(GridbotError):
@@ -65,6 +81,16 @@ class OrderRow:
     status: str
     filled: Decimal
     note: str
+    order_id: str = ""  # the venue's id from the placement answer; "" until known
+    exchange: str = ""  # "" only for rows of a database older than these columns, not yet backfilled
+    symbol: str = ""
+
+    def owns(self, symbol: str, order_id: str) -> bool:
+        """Is a venue order/fill with this symbol and venue order id the one we placed under this client id?
+        By the venue's order id where both sides know it, by client id + symbol otherwise."""
+        if self.symbol and symbol and symbol != self.symbol:
+            return False
+        return not (self.order_id and order_id and order_id != self.order_id)
 
 
 def _ms() -> int:
@@ -81,9 +107,27 @@ class Store:
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA busy_timeout=5000")
             self.db.executescript(_SCHEMA)
+            self._migrate()
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"{self.path}: cannot open state database ({exc})") from None
         self._depth = 0
+
+    def _migrate(self) -> None:
+        """Add the columns newer code needs to a database written by an older version."""
+        if "symbol" not in {r[1] for r in self.db.execute("PRAGMA table_info(fills)")}:
+            # the primary key changes: rebuild the table (one transaction, so a crash leaves the old one)
+            self.db.executescript(f"""BEGIN IMMEDIATE;
+                ALTER TABLE fills RENAME TO fills_v1;
+                CREATE TABLE fills ({_FILLS});
+                INSERT INTO fills(trade_id, client_id, side, price, qty, fee, fee_asset, is_maker, ts_ms)
+                    SELECT trade_id, client_id, side, price, qty, fee, fee_asset, is_maker, ts_ms FROM fills_v1;
+                DROP TABLE fills_v1;
+                CREATE INDEX IF NOT EXISTS fills_ts ON fills(ts_ms);
+                COMMIT;""")
+        for table, col, decl in _ADDED:
+            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            if col not in have:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {col} {decl}")
 
     @classmethod
     def open(cls, state_dir: Path) -> "Store":
@@ -115,17 +159,32 @@ class Store:
 
     # ------------------------------------------------------------ orders
     def add_intent(self, client_id: int, kind: str, side: str, price: Optional[Decimal], qty: Decimal,
-                   gap: Optional[int] = None) -> None:
-        """Record that we are about to place this order (before the exchange call)."""
+                   gap: Optional[int] = None, *, exchange: str = "", symbol: str = "") -> None:
+        """Record that we are about to place this order (before the exchange call), and where."""
         now = _ms()
         with self.tx():
             self.db.execute(
                 "INSERT OR REPLACE INTO orders(client_id, kind, side, price, qty, gap, status, filled, created_ms,"
-                " updated_ms) VALUES (?,?,?,?,?,?,?,'0',?,?)",
-                (client_id, kind, side, None if price is None else str(price), str(qty), gap, PENDING, now, now))
+                " updated_ms, exchange, symbol) VALUES (?,?,?,?,?,?,?,'0',?,?,?,?)",
+                (client_id, kind, side, None if price is None else str(price), str(qty), gap, PENDING, now, now,
+                 exchange, symbol))
 
-    def set_status(self, client_id: int, status: str, filled: Optional[Decimal] = None, note: str = "") -> None:
+    def backfill_market(self, exchange: str, symbol: str) -> int:
+        """Rows from before orders and fills recorded their market belong to the grid running then."""
         with self.tx():
+            self.db.execute("UPDATE fills SET symbol=? WHERE symbol=''", (symbol,))
+            return self.db.execute("UPDATE orders SET exchange=?, symbol=? WHERE symbol=''",
+                                   (exchange, symbol)).rowcount
+
+    def first_order_ms(self) -> Optional[int]:
+        return self.db.execute("SELECT min(created_ms) FROM orders").fetchone()[0]
+
+    def set_status(self, client_id: int, status: str, filled: Optional[Decimal] = None, note: str = "",
+                   order_id: str = "") -> None:
+        """New status (and fill total); ``order_id``, the venue's id from its answer, is kept when given."""
+        with self.tx():
+            if order_id:
+                self.db.execute("UPDATE orders SET order_id=? WHERE client_id=?", (order_id, client_id))
             if filled is None:
                 self.db.execute("UPDATE orders SET status=?, updated_ms=?, note=? WHERE client_id=?",
                                 (status, _ms(), note, client_id))
@@ -134,12 +193,11 @@ class Store:
                                 (status, str(filled), _ms(), note, client_id))
 
     def order(self, client_id: int) -> Optional[OrderRow]:
-        r = self.db.execute("SELECT client_id, kind, side, price, qty, gap, status, filled, note FROM orders"
-                            " WHERE client_id=?", (client_id,)).fetchone()
+        r = self.db.execute(f"SELECT {_COLS} FROM orders WHERE client_id=?", (client_id,)).fetchone()
         return _row(r) if r else None
 
     def orders(self, *statuses: str) -> list[OrderRow]:
-        sql = "SELECT client_id, kind, side, price, qty, gap, status, filled, note FROM orders"
+        sql = f"SELECT {_COLS} FROM orders"
         if statuses:
             sql += f" WHERE status IN ({','.join('?' * len(statuses))})"
         return [_row(r) for r in self.db.execute(sql + " ORDER BY client_id", statuses)]
@@ -149,13 +207,17 @@ class Store:
         """Record a fill once; False if this trade_id was already recorded."""
         with self.tx():
             cur = self.db.execute(
-                "INSERT OR IGNORE INTO fills VALUES (?,?,?,?,?,?,?,?,?)",
+                "INSERT OR IGNORE INTO fills(trade_id, client_id, side, price, qty, fee, fee_asset, is_maker, ts_ms,"
+                " order_id, symbol) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (f.trade_id, f.client_id, f.side.value, str(f.price), str(f.qty), str(f.fee), f.fee_asset,
-                 int(f.is_maker), f.timestamp_ms))
+                 int(f.is_maker), f.timestamp_ms, f.order_id, f.symbol))
             return cur.rowcount == 1
 
-    def has_fill(self, trade_id: str) -> bool:
-        return self.db.execute("SELECT 1 FROM fills WHERE trade_id=?", (trade_id,)).fetchone() is not None
+    def has_fill(self, trade_id: str, symbol: Optional[str] = None) -> bool:
+        sql, args = "SELECT 1 FROM fills WHERE trade_id=?", [trade_id]
+        if symbol is not None:
+            sql, args = sql + " AND symbol=?", args + [symbol]
+        return self.db.execute(sql, args).fetchone() is not None
 
     def fill_count(self) -> int:
         return self.db.execute("SELECT count(*) FROM fills").fetchone()[0]
@@ -173,6 +235,10 @@ class Store:
         with self.tx():
             self.db.execute("INSERT OR REPLACE INTO kv VALUES (?,?)", (key, json.dumps(value, separators=(",", ":"))))
 
+    def delete(self, key: str) -> None:
+        with self.tx():
+            self.db.execute("DELETE FROM kv WHERE key=?", (key,))
+
     def get(self, key: str) -> Any:
         r = self.db.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
         return json.loads(r[0]) if r else None
@@ -180,4 +246,4 @@ class Store:
 
 def _row(r: tuple) -> OrderRow:
     return OrderRow(r[0], r[1], r[2], None if r[3] is None else Decimal(r[3]), Decimal(r[4]), r[5], r[6],
-                    Decimal(r[7]), r[8])
+                    Decimal(r[7]), r[8], r[9], r[10], r[11])

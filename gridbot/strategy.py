@@ -11,7 +11,16 @@ would cross the last price (post-only), and a rejected one; wanted orders are re
 tick. Ticks cost O(1): compare with stop-loss/take-profit and, only if something is wanted, retry.
 
 ``step`` mutates and returns ``state`` for speed (a million ticks a second); use
-``GridState.from_dict(s.to_dict())`` to keep an old copy. Client ids are a persisted u32 counter.
+``GridState.from_dict(s.to_dict())`` to keep an old copy.
+
+Client ids are ``epoch << 18 | counter``: the epoch (14 bits, 1..16383) is handed out per account by
+the runner's registry, so no two states on one account (other instances, or this name rebuilt with
+fresh state) can produce the same id; the counter (18 bits) numbers this state's orders. The machine
+never picks an epoch itself (that needs I/O): it raises if the counter runs out, and the runner feeds
+``NewEpoch`` before that can happen (``needs_epoch``).
+
+Coins: the grid owns only its budget, ``base_budget`` (config ``base_investment``) plus what its own
+fills moved; the account's other coins are never counted, sold or closed.
 """
 from __future__ import annotations
 
@@ -28,6 +37,10 @@ MAX_REJECTS = 3  # a gap rejected this often in a row is given up (funds gone, m
 SEEN_TRADES = 4096  # duplicate trade ids are dropped within this window (the store dedups forever)
 RETIRED_ORDERS = 256  # late fills are seconds late at most; a few hundred recent orders cover it
 U32 = 0xFFFFFFFF
+COUNTER_BITS = 18
+COUNTER_MAX = (1 << COUNTER_BITS) - 1  # 262143 orders per epoch
+EPOCH_MAX = (1 << (32 - COUNTER_BITS)) - 1  # 16383 epochs per account
+EPOCH_HEADROOM = 4096  # > the most ids one step can take (a 500-level grid placed at once, plus a market)
 
 WAITING = "waiting"  # price outside the range or not seen yet: nothing placed
 REBALANCING = "rebalancing"  # market-buying the base the sells need
@@ -88,7 +101,21 @@ class SetLimits:
     sell_on_trigger: bool
 
 
-Event = Union[Tick, Filled, Rejected, Cancelled, Stop, Resume, SetLimits]
+@dataclass(frozen=True, slots=True)
+class NewEpoch:
+    """The runner obtained a fresh epoch: number the next orders in it from counter 1."""
+
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class CloseRetry:
+    """A rejected close is retried: what the venue reports available of the base right now."""
+
+    available: Decimal
+
+
+Event = Union[Tick, Filled, Rejected, Cancelled, Stop, Resume, SetLimits, NewEpoch, CloseRetry]
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,9 +187,10 @@ class Gap:
 class GridState:
     __slots__ = ("p", "phase", "price", "gaps", "by_cid", "want", "markets", "next_cid", "seen", "seen_order",
                  "retired", "base_start", "base_delta", "quote_delta", "fees_base", "fees_quote", "realised", "pairs",
-                 "fills", "best_buy", "best_sell", "note", "dust", "lo", "hi", "close_pending")
+                 "fills", "best_buy", "best_sell", "note", "dust", "lo", "hi", "close_pending", "epoch",
+                 "close_retry", "close_rejects")
 
-    def __init__(self, p: Params, base_available: Decimal) -> None:
+    def __init__(self, p: Params, base_budget: Decimal, epoch: int = 1) -> None:
         self.p = p
         self.phase = WAITING
         self.price: Optional[Decimal] = None
@@ -170,13 +198,14 @@ class GridState:
         self.by_cid: dict[int, int] = {}
         self.want: set[int] = set()
         self.markets: dict[int, list] = {}  # cid -> [reason, qty, filled]
-        self.next_cid = 1
+        self.epoch = epoch  # 0 only in states saved before epochs existed: the runner gives one at once
+        self.next_cid = 1  # the counter part of the next client id
         self.seen: set[str] = set()
         self.seen_order: list[str] = []
         # cid -> side of orders that left the grid (filled, cancelled, rejected): a fill that the venue
         # made just before a cancel but that we hear of after it must still reach the balances
         self.retired: dict[int, Side] = {}
-        self.base_start = base_available
+        self.base_start = base_budget  # base the grid was given (base_investment), not the account's
         self.base_delta = ZERO  # base gained by this grid's fills (after base fees)
         self.quote_delta = ZERO  # quote gained (after quote fees)
         self.fees_base = ZERO
@@ -190,6 +219,8 @@ class GridState:
         self.dust = ZERO  # fee-net base below one step, carried into the next counter-sell
         self.lo = self.hi = ZERO
         self.close_pending = False  # sell_on_trigger: sell the base once every grid order is gone
+        self.close_retry = False  # the close was rejected: resend it capped by what the venue holds
+        self.close_rejects = 0
         _set_thresholds(self)
 
     # -- views
@@ -217,6 +248,17 @@ class GridState:
         total = self.quote_delta + self.base_delta * price
         return total, total - self.realised
 
+    @property
+    def closing(self) -> str:
+        """Where the trigger's close stands ("" when there is none)."""
+        if self.close_pending:
+            return "pending: waiting for the grid's cancels"
+        if self.close_retry:
+            return "pending: rejected, retrying"
+        if any(m[0] == "close" for m in self.markets.values()):
+            return "pending: sent"
+        return ""
+
     # -- serialization (the store snapshots this as JSON)
     def to_dict(self) -> dict[str, Any]:
         p = self.p
@@ -237,6 +279,7 @@ class GridState:
             "quote_delta": str(self.quote_delta), "fees_base": str(self.fees_base),
             "fees_quote": str(self.fees_quote), "realised": str(self.realised), "pairs": self.pairs,
             "fills": self.fills, "note": self.note, "dust": str(self.dust), "close_pending": self.close_pending,
+            "epoch": self.epoch, "close_retry": self.close_retry, "close_rejects": self.close_rejects,
         }
 
     @classmethod
@@ -246,7 +289,7 @@ class GridState:
                    step=Decimal(q["step"]), min_qty=Decimal(q["min_qty"]), base=q["base"], quote=q["quote"],
                    market_fee=Decimal(q["market_fee"]), stop_loss=_d(q["stop_loss"]),
                    take_profit=_d(q["take_profit"]), sell_on_trigger=q["sell_on_trigger"])
-        s = cls(p, Decimal(d["base_start"]))
+        s = cls(p, Decimal(d["base_start"]), d.get("epoch", 0))
         s.phase, s.price, s.next_cid = PHASES[d["phase"]], _d(d["price"]), d["next_cid"]
         for gap, row in zip(s.gaps, d["gaps"]):
             gap.side = Side(row[0]) if row[0] else None
@@ -262,6 +305,7 @@ class GridState:
             setattr(s, k, Decimal(d[k]))
         s.pairs, s.fills, s.note, s.dust = d["pairs"], d["fills"], d.get("note", ""), Decimal(d.get("dust", "0"))
         s.close_pending = d.get("close_pending", False)
+        s.close_retry, s.close_rejects = d.get("close_retry", False), d.get("close_rejects", 0)
         _recompute_best(s)
         return s
 
@@ -280,11 +324,26 @@ def _d(x: Optional[str]) -> Optional[Decimal]:
     return None if x is None else Decimal(x)
 
 
-def init(p: Params, base_available: Decimal) -> GridState:
-    """A fresh machine; the grid is placed on the first in-range tick."""
+def init(p: Params, base_budget: Decimal, epoch: int = 1) -> GridState:
+    """A fresh machine owning ``base_budget`` base; the grid is placed on the first in-range tick."""
     if len(p.buy) < 2 or len(p.buy) != len(p.sell):
         raise ValueError("need at least two lines with buy and sell prices")
-    return GridState(p, base_available)
+    _check_epoch(epoch)
+    return GridState(p, base_budget, epoch)
+
+
+def _check_epoch(epoch: int) -> None:
+    if not 1 <= epoch <= EPOCH_MAX:
+        raise ValueError(f"epoch {epoch} is outside 1..{EPOCH_MAX}")
+
+
+def needs_epoch(s: GridState) -> bool:
+    """True when the runner must feed ``NewEpoch`` before the next step (legacy state, or few ids left)."""
+    return s.epoch == 0 or s.next_cid > COUNTER_MAX - EPOCH_HEADROOM
+
+
+def client_id(epoch: int, counter: int) -> int:
+    return epoch << COUNTER_BITS | counter
 
 
 # ---------------------------------------------------------------- transitions
@@ -318,6 +377,12 @@ def step(s: GridState, ev: Event) -> tuple[GridState, list[Intent]]:
             s.phase = RUNNING
             return s, _retry(s)
         return s, []
+    if isinstance(ev, NewEpoch):
+        _check_epoch(ev.epoch)
+        s.epoch, s.next_cid = ev.epoch, 1
+        return s, []
+    if isinstance(ev, CloseRetry):
+        return s, _close_retry(s, ev.available)
     if isinstance(ev, SetLimits):
         old = s.p
         s.p = Params(old.buy, old.sell, old.qty, old.step, old.min_qty, old.base, old.quote, old.market_fee,
@@ -329,8 +394,10 @@ def step(s: GridState, ev: Event) -> tuple[GridState, list[Intent]]:
 
 def _cid(s: GridState) -> int:
     c = s.next_cid
-    s.next_cid = c + 1 if c < U32 else 1
-    return c
+    if c > COUNTER_MAX or s.epoch == 0:  # the runner keeps EPOCH_HEADROOM ids spare: a bug, not a state
+        raise RuntimeError(f"client-id counter of epoch {s.epoch} exhausted; NewEpoch was not fed")
+    s.next_cid = c + 1
+    return s.epoch << COUNTER_BITS | c
 
 
 def _start(s: GridState) -> list[Intent]:
@@ -508,9 +575,11 @@ def _book(s: GridState, side: Side, f: Filled) -> tuple[Decimal, Decimal, Decima
 
 
 def _market_done(s: GridState, cid: int) -> list[Intent]:
-    reason = s.markets.pop(cid)[0]
+    reason, qty, filled = s.markets.pop(cid)
     if reason == "rebalance" and s.phase is REBALANCING:
         return _place_grid(s)
+    if reason == "close":
+        s.note = f"close done: sold {filled} {s.p.base} at market"
     return []
 
 
@@ -556,6 +625,8 @@ def _complete(s: GridState, g: int, out: list[Intent]) -> None:
 def _on_gone(s: GridState, cid: int, rejected: bool, reason: str) -> list[Intent]:
     """An order left the book without (completely) filling."""
     if cid in s.markets:
+        if rejected and s.markets[cid][0] == "close":
+            return _close_rejected(s, cid, reason)
         s.note = f"market {s.markets[cid][0]} order {cid} {reason}"
         return _market_done(s, cid)  # a rebalance that failed still places what the base allows
     g = s.by_cid.get(cid)
@@ -620,5 +691,36 @@ def _close(s: GridState) -> list[Intent]:
         return []
     cid = _cid(s)
     s.markets[cid] = ["close", qty, ZERO]
-    s.note += f", selling {qty} {s.p.base} at market"
+    s.note += f", close pending: selling {qty} {s.p.base} at market"
+    return [Market(cid, SELL, qty, "close")]
+
+
+def _close_rejected(s: GridState, cid: int, reason: str) -> list[Intent]:
+    """The venue refused the close (often: it holds less than our books, e.g. coins moved away).
+    The runner retries it with ``CloseRetry(available)``; after MAX_REJECTS refusals it is given up."""
+    qty = s.markets.pop(cid)[1]
+    s.close_rejects += 1
+    if s.close_rejects > MAX_REJECTS:
+        s.close_retry = False
+        s.note = (f"close given up after {s.close_rejects} rejections ({reason}); "
+                  f"{s.inventory} {s.p.base} of the grid's own still held")
+        return []
+    s.close_retry = True
+    s.note = f"close pending: sell of {qty} {s.p.base} rejected ({reason}); retrying capped by what the venue holds"
+    return []
+
+
+def _close_retry(s: GridState, available: Decimal) -> list[Intent]:
+    """Resend the close for the grid's own position, never more than the venue says is available."""
+    if not s.close_retry:
+        return []
+    s.close_retry = False
+    qty = round_down(min(s.inventory, available), s.p.step)
+    if qty < s.p.min_qty:
+        s.note = (f"close given up: the venue shows {available} {s.p.base} available, below the minimum "
+                  f"order; {s.inventory} {s.p.base} of the grid's own still held")
+        return []
+    cid = _cid(s)
+    s.markets[cid] = ["close", qty, ZERO]
+    s.note = f"close pending: selling {qty} {s.p.base} at market (capped by {available} available)"
     return [Market(cid, SELL, qty, "close")]

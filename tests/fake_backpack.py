@@ -1,31 +1,79 @@
 """A fake Backpack REST server on 127.0.0.1 for offline tests of the real adapter.
 
-It checks what the real API checks on every private request: the API key, the time window
-(``X-Window`` <= 60000; refused once now > timestamp + window, or when the timestamp is more
-than a window in the future: the latter is this fake's assumption) and the ED25519 signature over
-``instruction=…&<sorted params>&timestamp=…&window=…``. The signing string is rebuilt here
-independently of ``gridbot.exchange._sign`` so a bug there cannot hide itself.
+It follows Backpack's documented API, not gridbot's adapter, including where that is
+inconvenient. Sources, cited per behaviour: "OpenAPI" is Backpack's OpenAPI document (stored in
+api-evangelist/backpack, ``openapi/_original/backpack-exchange-openapi.yml``), "bpx" is Backpack's
+own client backpack-exchange/bpx-api-client (``types/src``), "ccxt" is ccxt's
+``python/ccxt/backpack.py``. What no reference settles is marked *assumption*.
 
-Orders, balances and fills live in ``gridbot.exchange.paper.PaperVenue`` (the paper engine); this
-module only speaks Backpack's wire format around it. Only the first market is tradable.
+Authentication (OpenAPI "Authentication" section): API key, ``X-Window`` <= 60000 (default 5000),
+ED25519 signature over ``instruction=…&<sorted params>&timestamp=…&window=…``, rebuilt here
+independently of ``gridbot.exchange._sign``. A missing header or unknown key answers 401
+``UNAUTHORIZED``, a bad signature 401 ``INVALID_SIGNATURE`` (OpenAPI: 401 "Unauthorized" with an
+``ApiErrorResponse``; both codes in ``ApiErrorCode``; ccxt maps both to AuthenticationError). A
+request past its window answers 400 ``INVALID_CLIENT_REQUEST`` "Request has expired", and one
+more than a window in the future is refused the same way (*assumption*: code and message are not
+documented).
 
-Control endpoints (no auth, test use only):
+The account (``_fake_account.Account``, which cites its own sources): several spot markets
+(SOL_USDC, SOL_USDT, ETH_USDC by default) on ONE set of balances; a reused ``clientId`` is
+accepted; a post-only order that would take answers 200 ``Expired``; a price outside the
+market's band answers 400 ``INVALID_PRICE``; system fills have a null ``tradeId``.
 
-    POST   /_fault  {"kind": "429"|"5xx"|"error"|"timeout"|"drop", "count": 1,
-                     "path": "/api/v1/order", "method": "POST", "status": 503,
-                     "body": {...} or "text", "retry_after": "1", "delay": 2.0, "after": false}
-    DELETE /_fault  clear pending faults
-    POST   /_price  {"symbol": "SOL_USDC", "price": "149.5"}  -> fills it caused
-    POST   /_clock  {"offset_ms": -10000}                     skew the server clock
-    GET    /_state  venue snapshot; GET /_log: every request seen (no headers)
+Endpoints and their documented shapes:
 
-``after: true`` processes the request first and then fails (default for timeout and drop):
-that is "accepted, but the client never heard".
+* ``GET /api/v1/markets``: ``Market`` with ``filters.price.{tickSize,minPrice,maxPrice,
+  minMultiplier,maxMultiplier}``, ``filters.quantity``, ``orderBookState`` (OpenAPI ``Market``,
+  ``PriceFilter``, ``OrderBookState``; ccxt's recorded SOL_USDC answer has 0.75/1.25).
+* ``POST /api/v1/order`` answers ``LimitOrder``/``MarketOrder`` (``createdAt`` int ms, no
+  expiry reason: OpenAPI and bpx). ``GET /api/v1/order`` answers open orders only, else 404
+  (OpenAPI: "This only returns the order if it is resting on the order book"); one of
+  ``orderId``/``clientId``, both is refused (OpenAPI ``get_order``/``cancel_order``).
+* ``GET /api/v1/orders`` (symbol optional), ``DELETE /api/v1/orders`` (symbol required: cancels
+  that market's open orders; OpenAPI ``OrderCancelAllPayload``).
+* ``GET /wapi/v1/history/orders``: ``Order`` rows (``createdAt`` naive date-time,
+  ``expiryReason``), filters ``symbol``, ``orderId``; ``limit`` default 100, max 1000 (larger is
+  clamped: *assumption*), ``offset``; ``sortDirection`` ``Asc``|``Desc`` (OpenAPI
+  ``SortDirection``).
+* ``GET /wapi/v1/history/fills``: ``OrderFill`` rows (``tradeId`` int or null, ``clientId`` a
+  string, ``orderId``, ``timestamp`` naive UTC, ``systemOrderType``); filters ``symbol``,
+  ``orderId``, ``from``/``to`` (ms), ``fillType`` (OpenAPI ``FillType``: without it, system
+  fills are included), ``limit``/``offset``, ``sortDirection``.
+* Default sort of both histories: ascending (oldest first). OpenAPI documents ``sortDirection``
+  but no default; the ascending default is what issue 9 reports from the venue (*assumption*), and
+  it is the inconvenient choice for a client that expects the newest first.
+* ``GET /api/v1/capital``: ``{asset: {available, locked, staked}}``; ``GET /api/v1/ticker``,
+  ``/api/v1/time`` (a bare number), ``/api/v1/ping``.
+* Outage: ``503`` bodies are ``{"code": "MAINTENANCE", "message": "System under maintenance"}``
+  (OpenAPI ``execute_order`` 503 "System under maintenance").
+
+Side doors (no auth, test use only; Python methods of the same names on ``FakeBackpack``):
+
+    POST   /_fault     {"kind": "429"|"5xx"|"error"|"timeout"|"drop", "count": 1,
+                        "path": "/api/v1/order", "method": "POST", "status": 503,
+                        "body": {...} or "text", "retry_after": "1", "delay": 2.0, "after": false}
+    DELETE /_fault     clear pending faults
+    POST   /_price     {"symbol": "SOL_USDC", "price": "149.5"}   -> {"fills": n}
+    POST   /_clock     {"offset_ms": -10000}                      skew the server clock
+    POST   /_cancel_all {"symbol": "SOL_USDC"} (all markets without) -> {"cancelled": n}
+    POST   /_balance   {"asset": "SOL", "delta": "-5"} or {"asset": "SOL", "available": "3"}
+    POST   /_system_fill {"symbol": "SOL_USDC", "side": "Ask", "quantity": "0.5"}
+    POST   /_hide_fills {"on": true}   fills made from now on are kept out of the history ...
+    POST   /_reveal                    ... until revealed, with their original timestamps
+    POST   /_down      {"mode": "503"|"refuse", "for_s": 3.0}     every API request fails until up
+    POST   /_up
+    POST   /_market    {"symbol": "SOL_USDC", "state": "PostOnly", "min_mult": "0.8", "liquidity": "1"}
+    GET    /_state     account snapshot; GET /_log: every request seen (no headers)
+
+``after: true`` on a fault processes the request first and then fails (default for timeout and
+drop): "accepted, but the client never heard". ``/_down`` with ``refuse`` closes the listening
+socket (connections are refused, side doors too), so from outside give ``for_s``.
 
 Standalone: ``python tests/fake_backpack.py --port P --api-key PUB [--state FILE]``. FILE is
-rewritten after every change with ``{"venue": PaperVenue.to_dict(), "order_ids": [...],
-"summary": {...}}``; a restarted fake continues from it (orders, balances, fills, price). A
-hand-written FILE without "venue" may give the start: ``{"price": "150", "balances": {"SOL": "10"}}``.
+rewritten after every change with ``{"account": …, "summary": …}``; a restarted fake continues
+from it. A hand-written FILE without "account" gives the start:
+``{"price": "150", "prices": {"ETH_USDC": "3000"}, "balances": {"SOL": "10"}}`` ("price" is the
+first market's).
 """
 from __future__ import annotations
 
@@ -36,9 +84,8 @@ import os
 import sys
 import threading
 import time
-from dataclasses import asdict
 from datetime import datetime, timezone
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Optional
@@ -46,11 +93,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gridbot.errors import OrderRejected  # noqa: E402
-from gridbot.exchange.base import Market, Order, OrderStatus, Side  # noqa: E402
-from gridbot.exchange.paper import PaperVenue  # noqa: E402
+from _fake_account import ASK, BID, Account, MarketSpec, VenueError, VFill, VOrder  # noqa: E402
 
 _INSTRUCTIONS = {
     ("GET", "/api/v1/order"): "orderQuery",
@@ -65,7 +110,13 @@ _INSTRUCTIONS = {
 _PUBLIC = {("GET", "/api/v1/markets"), ("GET", "/api/v1/ticker"), ("GET", "/api/v1/time"),
            ("GET", "/api/v1/ping")}
 
-DEFAULT_MARKET = Market("SOL_USDC", "SOL", "USDC", Decimal("0.01"), Decimal("0.01"), Decimal("0.01"))
+D = Decimal
+DEFAULT_MARKETS = (MarketSpec("SOL_USDC", "SOL", "USDC"), MarketSpec("SOL_USDT", "SOL", "USDT"),
+                   MarketSpec("ETH_USDC", "ETH", "USDC", tick=D("0.01"), step=D("0.0001"), min_qty=D("0.0001")))
+DEFAULT_PRICES = {"SOL_USDC": D(150), "SOL_USDT": D(150), "ETH_USDC": D(3000)}
+DEFAULT_BALANCES = {"SOL": D(10), "USDC": D(10000), "USDT": D(10000), "ETH": D(1)}
+FILL_TYPES = {"User", "BookLiquidation", "Adl", "Backstop", "Liquidation", "AllLiquidation",
+              "CollateralConversion", "CollateralConversionAndSpotLiquidation"}  # OpenAPI FillType
 
 
 def expected_string(instruction: str, params: dict[str, Any], ts: str, window: str) -> str:
@@ -93,44 +144,41 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
 
 
-def _s(d: Decimal) -> str:
+def _s(d: Optional[Decimal]) -> Optional[str]:
+    if d is None:
+        return None
     return format(d.normalize(), "f") if d else "0"
 
 
 class FakeBackpack:
     """In-process server. ``with FakeBackpack(pub) as fake: fake.base_url`` …"""
 
-    def __init__(self, api_key: str, *, market: Market = DEFAULT_MARKET,
-                 extra_markets: tuple[Market, ...] = (),
-                 balances: Optional[dict[str, Decimal]] = None, price: Decimal = Decimal("150"),
-                 maker_fee: Decimal = Decimal("0.0008"), taker_fee: Decimal = Decimal("0.001"),
+    def __init__(self, api_key: str, *, markets: tuple[MarketSpec, ...] = DEFAULT_MARKETS,
+                 prices: Optional[dict[str, Decimal]] = None, balances: Optional[dict[str, Decimal]] = None,
+                 maker_fee: Decimal = D("0.0008"), taker_fee: Decimal = D("0.001"),
                  host: str = "127.0.0.1", port: int = 0, state_path: Optional[Path] = None) -> None:
         self.api_key = api_key
         self._pub = Ed25519PublicKey.from_public_bytes(base64.b64decode(api_key))
-        self.market = market
-        self.extra_markets = extra_markets
         self.state_path = state_path
         self.lock = threading.RLock()
         self.faults: list[dict[str, Any]] = []
         self.log: list[dict[str, Any]] = []
         self.clock_offset_ms = 0
-        self._ids: list[int] = []  # clientIds in placement order (order history)
-        self._created: dict[int, int] = {}
-        self._post_only: dict[int, bool] = {}
+        self.down: Optional[str] = None  # None, "503" or "refuse"
         saved = json.loads(state_path.read_text()) if state_path is not None and state_path.exists() else {}
-        if "venue" in saved:  # a snapshot this fake wrote: continue where it stopped
-            self.venue = PaperVenue.from_dict(saved["venue"])
-            self.market = self.venue.market
-            self._ids = [int(c) for c in saved.get("order_ids", [])]
-        else:  # fresh, or a hand-written setup {"price": "150", "balances": {"SOL": "10", ...}}
-            if "balances" in saved:
-                balances = {a: Decimal(str(v)) for a, v in saved["balances"].items()}
+        if "account" in saved:  # a snapshot this fake wrote: continue where it stopped
+            self.account = Account.from_dict(saved["account"], self.now_ms)
+        else:  # fresh, or a hand-written setup
+            p = {m.symbol: DEFAULT_PRICES.get(m.symbol, D(100)) for m in markets}
+            p.update(prices or {})
             if "price" in saved:
-                price = Decimal(str(saved["price"]))
-            self.venue = PaperVenue(market, dict(balances or {market.base: Decimal("10"),
-                                                              market.quote: Decimal("10000")}),
-                                    maker_fee, taker_fee)
-            self.venue.set_price(price)
+                p[markets[0].symbol] = D(str(saved["price"]))
+            p.update({k: D(str(v)) for k, v in saved.get("prices", {}).items()})
+            bal = dict(balances if balances is not None else DEFAULT_BALANCES)
+            if "balances" in saved:
+                bal = {a: D(str(v)) for a, v in saved["balances"].items()}
+            self.account = Account({m.symbol: MarketSpec(**vars(m)) for m in markets}, p, bal,
+                                   maker_fee=maker_fee, taker_fee=taker_fee, clock=self.now_ms)
         self._httpd: Optional[ThreadingHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
         self._host, self._port = host, port
@@ -145,6 +193,7 @@ class FakeBackpack:
 
         self._httpd = ThreadingHTTPServer((self._host, self._port), Handler)
         self._httpd.daemon_threads = True
+        self._port = self._httpd.server_address[1]  # the same port again after a "refuse" outage
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="fake-backpack",
                                         daemon=True)
         self._thread.start()
@@ -152,9 +201,7 @@ class FakeBackpack:
 
     @property
     def base_url(self) -> str:
-        assert self._httpd is not None
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self._host}:{self._port}"
 
     def stop(self) -> None:
         if self._httpd is not None:
@@ -169,7 +216,7 @@ class FakeBackpack:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # --- test helpers --------------------------------------------------------------------------
+    # --- side doors ----------------------------------------------------------------------------
 
     def now_ms(self) -> int:
         return int(time.time() * 1000) + self.clock_offset_ms
@@ -191,15 +238,70 @@ class FakeBackpack:
         with self.lock:
             self.faults.append(f)
 
-    def set_price(self, price: Decimal) -> list[Any]:
+    def set_price(self, price: Decimal, symbol: str = "SOL_USDC") -> list[VFill]:
         with self.lock:
-            fills = self.venue.set_price(price)
+            fills = self.account.set_price(symbol, D(price))
             self._save()
             return fills
 
+    def cancel_all(self, symbol: Optional[str] = None) -> int:
+        """Cancel open orders behind the bots' backs (web UI, maintenance)."""
+        with self.lock:
+            gone = [self.account.cancel(o) for o in self.account.open_orders(symbol)]
+            self._save()
+            return len(gone)
+
+    def move_balance(self, asset: str, delta: Optional[Decimal] = None, available: Optional[Decimal] = None) -> None:
+        """The user deposits, withdraws or spends coins on the same account."""
+        with self.lock:
+            a = self.account.available
+            a[asset] = D(available) if available is not None else a.get(asset, D(0)) + D(delta or 0)
+            self.account.locked.setdefault(asset, D(0))
+            self._save()
+
+    def system_fill(self, symbol: str, side: str, qty: Decimal, price: Optional[Decimal] = None) -> VFill:
+        with self.lock:
+            f = self.account.system_fill(symbol, side, D(qty), None if price is None else D(price))
+            self._save()
+            return f
+
+    def hide_fills(self, on: bool = True) -> None:
+        with self.lock:
+            self.account.hide_fills = on
+
+    def reveal(self) -> int:
+        with self.lock:
+            self.account.hide_fills = False
+            n = self.account.reveal()
+            self._save()
+            return n
+
+    def go_down(self, mode: str = "503", for_s: Optional[float] = None) -> None:
+        """Every API request fails (503 MAINTENANCE, or connection refused) until ``come_up``."""
+        if mode not in ("503", "refuse"):
+            raise ValueError(f"unknown outage mode {mode!r}")
+        self.down = mode
+        if mode == "refuse" and self._httpd is not None:
+            httpd, self._httpd = self._httpd, None
+            threading.Thread(target=lambda: (httpd.shutdown(), httpd.server_close()), daemon=True).start()
+            deadline = time.monotonic() + 5  # the port must be closed when this returns
+            while time.monotonic() < deadline and httpd.socket.fileno() != -1:
+                time.sleep(0.01)
+        if for_s is not None:
+            threading.Timer(for_s, self.come_up).start()
+
+    def come_up(self) -> None:
+        was, self.down = self.down, None
+        if was == "refuse" and self._httpd is None:
+            self.start()
+
     def placed(self, client_id: int) -> int:
-        """How many times an order with this clientId was accepted."""
+        """How many orders with this clientId the venue accepted (a reused clientId counts each)."""
         return sum(1 for e in self.log if e.get("accepted") == client_id)
+
+    def open_orders(self, symbol: Optional[str] = None) -> list[VOrder]:
+        with self.lock:
+            return list(self.account.open_orders(symbol))
 
     def _take_fault(self, method: str, path: str) -> Optional[dict[str, Any]]:
         with self.lock:
@@ -213,26 +315,44 @@ class FakeBackpack:
 
     # --- wire format ---------------------------------------------------------------------------
 
-    def _order_json(self, o: Order) -> dict[str, Any]:
-        if o.status is OrderStatus.open:
-            status = "PartiallyFilled" if o.filled_qty else "New"
-        else:
-            status = {OrderStatus.filled: "Filled", OrderStatus.cancelled: "Cancelled",
-                      OrderStatus.rejected: "Expired"}[o.status]
-        return {
-            "id": o.exchange_id, "clientId": o.client_id, "symbol": o.symbol,
-            "side": "Bid" if o.side is Side.buy else "Ask", "orderType": "Limit" if o.price else "Market",
-            "timeInForce": "GTC", "price": _s(o.price), "quantity": _s(o.qty),
-            "executedQuantity": _s(o.filled_qty), "executedQuoteQuantity": _s(o.filled_qty * o.price),
-            "status": status, "postOnly": self._post_only.get(o.client_id, False),
-            "selfTradePrevention": "RejectTaker", "createdAt": self._created.get(o.client_id, 0),
+    @staticmethod
+    def _order_json(o: VOrder) -> dict[str, Any]:
+        """The placement / open-order answer: OpenAPI ``LimitOrder`` / ``MarketOrder``."""
+        d: dict[str, Any] = {
+            "orderType": o.order_type, "id": o.id, "clientId": o.client_id, "symbol": o.symbol, "side": o.side,
+            "quantity": _s(o.qty), "executedQuantity": _s(o.executed), "executedQuoteQuantity": _s(o.executed_quote),
+            "status": o.status, "timeInForce": o.time_in_force, "selfTradePrevention": "RejectTaker",
+            "createdAt": o.created_ms,
         }
+        if o.order_type == "Limit":
+            d.update(price=_s(o.price), postOnly=o.post_only)
+        return d
 
-    def _market_json(self, m: Market) -> dict[str, Any]:
+    @staticmethod
+    def _history_json(o: VOrder) -> dict[str, Any]:
+        """An order-history row: OpenAPI ``Order`` (createdAt is a naive date-time there)."""
+        return {"id": o.id, "clientId": o.client_id, "createdAt": _iso(o.created_ms), "orderType": o.order_type,
+                "symbol": o.symbol, "side": o.side, "price": _s(o.price), "quantity": _s(o.qty),
+                "executedQuantity": _s(o.executed), "executedQuoteQuantity": _s(o.executed_quote),
+                "postOnly": o.post_only, "status": o.status, "expiryReason": o.expiry_reason,
+                "timeInForce": o.time_in_force, "selfTradePrevention": "RejectTaker"}
+
+    @staticmethod
+    def _fill_json(f: VFill) -> dict[str, Any]:
+        """OpenAPI ``OrderFill``: ``clientId`` is a string there, ``tradeId`` an optional int."""
+        return {"tradeId": f.trade_id, "orderId": f.order_id,
+                "clientId": None if f.client_id is None else str(f.client_id), "symbol": f.symbol,
+                "side": f.side, "price": _s(f.price), "quantity": _s(f.qty), "fee": _s(f.fee),
+                "feeSymbol": f.fee_symbol, "isMaker": f.is_maker, "systemOrderType": f.system_order_type,
+                "timestamp": _iso(f.ts_ms)}
+
+    @staticmethod
+    def _market_json(m: MarketSpec) -> dict[str, Any]:
         return {"symbol": m.symbol, "baseSymbol": m.base, "quoteSymbol": m.quote, "marketType": "SPOT",
-                "orderBookState": "Open",
-                "filters": {"price": {"tickSize": _s(m.tick_size), "minPrice": _s(m.tick_size), "maxPrice": None},
-                            "quantity": {"stepSize": _s(m.step_size), "minQuantity": _s(m.min_qty),
+                "orderBookState": m.state, "visible": True, "createdAt": "2025-01-21T06:34:54.691858",
+                "filters": {"price": {"tickSize": _s(m.tick), "minPrice": _s(m.tick), "maxPrice": None,
+                                      "minMultiplier": _s(m.min_mult), "maxMultiplier": _s(m.max_mult)},
+                            "quantity": {"stepSize": _s(m.step), "minQuantity": _s(m.min_qty),
                                          "maxQuantity": None}}}
 
     def _save(self) -> None:
@@ -240,20 +360,23 @@ class FakeBackpack:
             return
         tmp = self.state_path.with_suffix(".tmp")
         with self.lock:
-            data = {"venue": self.venue.to_dict(), "order_ids": self._ids, "summary": self.snapshot()}
+            data = {"account": self.account.to_dict(), "summary": self.snapshot()}
         tmp.write_text(json.dumps(data, indent=1))
         os.replace(tmp, self.state_path)
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
+            a = self.account
+            first = next(iter(a.markets))
             return {
-                "price": _s(self.venue.last_price),
-                "balances": {a: {"available": str(b.available), "locked": str(b.locked)}
-                             for a, b in self.venue.balances().items()},
-                "open_orders": [{k: (str(v) if isinstance(v, Decimal) else v.value if isinstance(v, Side | OrderStatus)
-                                     else v) for k, v in asdict(o).items()} for o in self.venue.open_orders()],
-                "fills": [{k: (str(v) if isinstance(v, Decimal) else v.value if isinstance(v, Side) else v)
-                           for k, v in asdict(f).items()} for f in self.venue.fills_since(0)],
+                "price": _s(a.prices[first]), "prices": {k: _s(v) for k, v in a.prices.items()},
+                "balances": {k: {"available": _s(a.available[k]), "locked": _s(a.locked.get(k, D(0)))}
+                             for k in a.available},
+                "open_orders": [{"id": o.id, "client_id": o.client_id, "symbol": o.symbol, "side": o.side,
+                                 "price": _s(o.price), "qty": _s(o.qty), "executed": _s(o.executed),
+                                 "status": o.status} for o in a.open_orders()],
+                "fills": [self._fill_json(f) for f in a.fills if not f.hidden],
+                "down": self.down,
             }
 
     # --- request handling ----------------------------------------------------------------------
@@ -264,6 +387,8 @@ class FakeBackpack:
         query = dict(parse_qsl(url.query, keep_blank_values=True))
         if path.startswith("/_"):
             return self._control(method, path, body)
+        if self.down is not None:
+            raise _err(503, "MAINTENANCE", "System under maintenance")
         entry: dict[str, Any] = {"method": method, "path": path, "query": query}
         self.log.append(entry)
         if (method, path) in _PUBLIC:
@@ -284,7 +409,10 @@ class FakeBackpack:
         self._authenticate(instruction, params, headers)
         entry["authenticated"] = True
         with self.lock:
-            reply = self._private(instruction, params)
+            try:
+                reply = self._private(instruction, params)
+            except VenueError as e:
+                raise _err(e.status, e.code, e.message) from None
             if isinstance(reply.body, dict) and instruction == "orderExecute":
                 entry["accepted"] = reply.body.get("clientId")
             self._save()
@@ -316,34 +444,26 @@ class FakeBackpack:
 
     def _public(self, path: str, query: dict[str, str]) -> _Reply:
         if path == "/api/v1/markets":
-            return _Reply(200, [self._market_json(m) for m in (self.market, *self.extra_markets)])
+            with self.lock:
+                return _Reply(200, [self._market_json(m) for m in self.account.markets.values()])
         if path == "/api/v1/time":
             return _Reply(200, self.now_ms())
         if path == "/api/v1/ping":
             return _Reply(200, "pong")
-        sym = query.get("symbol")
-        if sym != self.market.symbol:
-            raise _err(400, "INVALID_SYMBOL", f"unknown symbol {sym}")
         with self.lock:
-            last = self.venue.last_price
-        return _Reply(200, {"symbol": sym, "firstPrice": _s(last), "lastPrice": _s(last), "high": _s(last),
+            try:
+                m = self.account.spec(query.get("symbol"))
+            except VenueError as e:
+                raise _err(e.status, e.code, e.message) from None
+            last = self.account.prices[m.symbol]
+        return _Reply(200, {"symbol": m.symbol, "firstPrice": _s(last), "lastPrice": _s(last), "high": _s(last),
                             "low": _s(last), "volume": "0", "quoteVolume": "0", "trades": "0",
                             "priceChange": "0", "priceChangePercent": "0"})
 
-    def _check_symbol(self, params: dict[str, Any]) -> None:
-        if params.get("symbol") != self.market.symbol:
-            raise _err(400, "INVALID_SYMBOL", f"unknown symbol {params.get('symbol')}")
-
-    def _client_id(self, params: dict[str, Any]) -> Optional[int]:
-        raw = params.get("clientId")
+    @staticmethod
+    def _u32(raw: Any) -> Optional[int]:
         if raw is None:
-            oid = params.get("orderId")
-            if oid is None:
-                return None
-            for o in self.venue.open_orders():
-                if o.exchange_id == str(oid):
-                    return o.client_id
-            raise _err(404, "RESOURCE_NOT_FOUND", "Order not found")
+            return None
         try:
             cid = int(raw)
         except (TypeError, ValueError):
@@ -352,82 +472,88 @@ class FakeBackpack:
             raise _err(400, "INVALID_CLIENT_REQUEST", "clientId must be a u32")
         return cid
 
-    def _record(self, cid: int, post_only: bool) -> None:
-        self._ids.append(cid)
-        self._created[cid] = self.now_ms()
-        self._post_only[cid] = post_only
+    def _one_order(self, params: dict[str, Any]) -> VOrder:
+        """``orderQuery`` / ``orderCancel``: one of orderId or clientId, open orders only."""
+        cid, oid = self._u32(params.get("clientId")), params.get("orderId")
+        if (cid is None) == (oid is None):
+            raise _err(400, "INVALID_CLIENT_REQUEST", "Specify exactly one of orderId and clientId")
+        o = self.account.find(self.account.spec(params.get("symbol")).symbol, cid, None if oid is None else str(oid))
+        if o is None:
+            raise _err(404, "RESOURCE_NOT_FOUND", "Order not found")
+        return o
+
+    @staticmethod
+    def _page(rows: list[Any], params: dict[str, Any]) -> list[Any]:
+        direction = params.get("sortDirection", "Asc")
+        if direction not in ("Asc", "Desc"):
+            raise _err(400, "INVALID_CLIENT_REQUEST", "sortDirection must be Asc or Desc")
+        try:
+            offset = int(params.get("offset", 0))
+            limit = min(int(params.get("limit", 100)), 1000)
+        except ValueError:
+            raise _err(400, "INVALID_CLIENT_REQUEST", "limit and offset must be integers") from None
+        if direction == "Desc":
+            rows = rows[::-1]
+        return rows[offset:offset + limit]
 
     def _private(self, instruction: str, params: dict[str, Any]) -> _Reply:
+        a = self.account
         if instruction == "balanceQuery":
-            return _Reply(200, {a: {"available": _s(b.available), "locked": _s(b.locked), "staked": "0"}
-                                for a, b in self.venue.balances().items()})
-        self._check_symbol(params)
+            return _Reply(200, {k: {"available": _s(a.available[k]), "locked": _s(a.locked.get(k, D(0))),
+                                    "staked": "0"} for k in a.available})
         if instruction == "orderExecute":
             return self._execute(params)
         if instruction == "orderQuery":
-            cid = self._client_id(params)
-            o = self.venue.get_order(cid) if cid is not None else None
-            if o is None or o.status is not OrderStatus.open:  # like Backpack: open orders only
-                raise _err(404, "RESOURCE_NOT_FOUND", "Order not found")
-            return _Reply(200, self._order_json(o))
-        if instruction == "orderQueryAll":
-            return _Reply(200, [self._order_json(o) for o in self.venue.open_orders()])
+            return _Reply(200, self._order_json(self._one_order(params)))
         if instruction == "orderCancel":
-            cid = self._client_id(params)
-            o = self.venue.get_order(cid) if cid is not None else None
-            if o is None or o.status is not OrderStatus.open:
-                raise _err(404, "RESOURCE_NOT_FOUND", "Order not found")
-            return _Reply(200, self._order_json(self.venue.cancel(cid)))
+            return _Reply(200, self._order_json(a.cancel(self._one_order(params))))
+        if instruction == "orderQueryAll":
+            sym = params.get("symbol")
+            return _Reply(200, [self._order_json(o) for o in a.open_orders(None if sym is None else a.spec(sym).symbol)])
         if instruction == "orderCancelAll":
-            return _Reply(200, [self._order_json(self.venue.cancel(o.client_id)) for o in self.venue.open_orders()])
+            sym = a.spec(params.get("symbol")).symbol
+            return _Reply(200, [self._order_json(a.cancel(o)) for o in a.open_orders(sym)])
         if instruction == "orderHistoryQueryAll":
-            rows = [o for o in (self.venue.get_order(c) for c in reversed(self._ids)) if o is not None]
-            offset, limit = int(params.get("offset", 0)), int(params.get("limit", 100))
-            return _Reply(200, [self._order_json(o) for o in rows[offset:offset + limit]])
+            rows = [o for o in a.orders.values()
+                    if ("symbol" not in params or o.symbol == params["symbol"])
+                    and ("orderId" not in params or o.id == str(params["orderId"]))]
+            return _Reply(200, [self._history_json(o) for o in self._page(rows, params)])
         if instruction == "fillHistoryQueryAll":
-            since = int(params.get("from", 0))
-            fills = sorted(self.venue.fills_since(since), key=lambda f: f.timestamp_ms, reverse=True)
-            offset, limit = int(params.get("offset", 0)), int(params.get("limit", 100))
-            return _Reply(200, [{
-                "tradeId": f.trade_id, "orderId": getattr(self.venue.get_order(f.client_id), "exchange_id", ""), "clientId": str(f.client_id),
-                "symbol": f.symbol, "side": "Bid" if f.side is Side.buy else "Ask", "price": _s(f.price),
-                "quantity": _s(f.qty), "fee": _s(f.fee), "feeSymbol": f.fee_asset, "isMaker": f.is_maker,
-                "timestamp": _iso(f.timestamp_ms)} for f in fills[offset:offset + limit]])
+            ft = params.get("fillType")
+            if ft is not None and ft not in FILL_TYPES:
+                raise _err(400, "INVALID_CLIENT_REQUEST", f"unknown fillType {ft}")
+            try:
+                since, until = int(params.get("from", 0)), int(params.get("to", 2**62))
+            except ValueError:
+                raise _err(400, "INVALID_CLIENT_REQUEST", "from and to are milliseconds") from None
+            rows = sorted((f for f in a.fills if not f.hidden and since <= f.ts_ms <= until
+                           and ("symbol" not in params or f.symbol == params["symbol"])
+                           and ("orderId" not in params or f.order_id == str(params["orderId"]))
+                           and (ft is None or f.fill_type == ft)), key=lambda f: (f.ts_ms, f.seq))
+            return _Reply(200, [self._fill_json(f) for f in self._page(rows, params)])
         raise _err(404, "RESOURCE_NOT_FOUND", instruction)
 
     def _execute(self, p: dict[str, Any]) -> _Reply:
-        cid = self._client_id(p)
-        if cid is None:
-            raise _err(400, "INVALID_CLIENT_REQUEST", "this fake requires clientId")
-        side = {"Bid": Side.buy, "Ask": Side.sell}.get(p.get("side", ""))
-        if side is None:
+        cid = self._u32(p.get("clientId"))
+        side = p.get("side")
+        if side not in (BID, ASK):
             raise _err(400, "INVALID_CLIENT_REQUEST", "side must be Bid or Ask")
-        for k in ("price", "quantity"):  # Backpack takes decimals as strings
+        for k in ("price", "quantity"):  # OpenAPI: decimals are strings
             if k in p and not isinstance(p[k], str):
                 raise _err(400, "INVALID_CLIENT_REQUEST", f"{k} must be a string")
+        order_type = p.get("orderType")
+        if order_type not in ("Limit", "Market"):
+            raise _err(400, "INVALID_CLIENT_REQUEST", "orderType must be Limit or Market")
+        tif = p.get("timeInForce", "GTC")
+        if tif != "GTC":
+            raise _err(400, "INVALID_CLIENT_REQUEST", "this fake supports GTC only")
         try:
-            qty = Decimal(p["quantity"])
-            if p.get("orderType") == "Limit":
-                if p.get("timeInForce", "GTC") != "GTC":
-                    raise _err(400, "INVALID_CLIENT_REQUEST", "this fake supports GTC only")
-                post_only = bool(p.get("postOnly", False))
-                o = self.venue.place_limit(side, Decimal(p["price"]), qty, cid, post_only=post_only)
-                self._record(cid, post_only)
-            elif p.get("orderType") == "Market":
-                o = self.venue.place_market(side, qty, cid)
-                self._record(cid, False)
-            else:
-                raise _err(400, "INVALID_CLIENT_REQUEST", "orderType must be Limit or Market")
-        except OrderRejected as exc:
-            text = str(exc)
-            low = text.lower()
-            code = ("INSUFFICIENT_FUNDS" if "insufficient" in low or "funds" in low or "balance" in low else
-                    "INVALID_PRICE" if "tick" in low or "price" in low and "post" not in low else
-                    "INVALID_QUANTITY" if "step" in low or "quantity" in low or "qty" in low else
-                    "INVALID_ORDER")
-            raise _err(400, code, text) from None
-        except (KeyError, ArithmeticError):
+            qty = D(p["quantity"])
+            price = D(p["price"]) if order_type == "Limit" else None
+        except (KeyError, InvalidOperation):
             raise _err(400, "INVALID_CLIENT_REQUEST", "missing or malformed price/quantity") from None
+        o = self.account.place(str(p.get("symbol")), side, order_type, qty, price, cid,
+                               bool(p.get("postOnly", False)), tif)
         return _Reply(200, self._order_json(o))
 
     def _control(self, method: str, path: str, body: bytes) -> _Reply:
@@ -441,11 +567,45 @@ class FakeBackpack:
                 self.faults.clear()
             return _Reply(200, {"pending": 0})
         if path == "/_price" and method == "POST":
-            fills = self.set_price(Decimal(str(data["price"])))
+            fills = self.set_price(D(str(data["price"])), str(data.get("symbol", next(iter(self.account.markets)))))
             return _Reply(200, {"fills": len(fills)})
         if path == "/_clock" and method == "POST":
             self.clock_offset_ms = int(data["offset_ms"])
             return _Reply(200, {"offset_ms": self.clock_offset_ms})
+        if path == "/_cancel_all" and method == "POST":
+            return _Reply(200, {"cancelled": self.cancel_all(data.get("symbol"))})
+        if path == "/_balance" and method == "POST":
+            self.move_balance(str(data["asset"]), None if "delta" not in data else D(str(data["delta"])),
+                              None if "available" not in data else D(str(data["available"])))
+            return _Reply(200, self.snapshot()["balances"])
+        if path == "/_system_fill" and method == "POST":
+            f = self.system_fill(str(data["symbol"]), str(data["side"]), D(str(data["quantity"])),
+                                 None if "price" not in data else D(str(data["price"])))
+            return _Reply(200, self._fill_json(f))
+        if path == "/_hide_fills" and method == "POST":
+            self.hide_fills(bool(data.get("on", True)))
+            return _Reply(200, {"hide_fills": self.account.hide_fills})
+        if path == "/_reveal" and method == "POST":
+            return _Reply(200, {"revealed": self.reveal()})
+        if path == "/_down" and method == "POST":
+            mode = str(data.get("mode", "503"))
+            for_s = data.get("for_s")
+            # answer first: a "refuse" outage closes this very listener
+            threading.Timer(0.05, self.go_down, args=(mode, None if for_s is None else float(for_s))).start()
+            return _Reply(200, {"down": mode})
+        if path == "/_up" and method == "POST":
+            self.come_up()
+            return _Reply(200, {"down": None})
+        if path == "/_market" and method == "POST":
+            with self.lock:
+                m = self.account.spec(data["symbol"])
+                for k in ("min_mult", "max_mult", "liquidity"):
+                    if k in data:
+                        setattr(m, k, None if data[k] is None else D(str(data[k])))
+                if "state" in data:
+                    m.state = str(data["state"])
+                self._save()
+            return _Reply(200, self._market_json(m))
         if path == "/_state" and method == "GET":
             return _Reply(200, self.snapshot())
         if path == "/_log" and method == "GET":
@@ -464,6 +624,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         path = urlsplit(self.path).path
+        if self.owner.down == "refuse" and not path.startswith("/_"):
+            self.close_connection = True  # a kept-alive connection dies too: no answer at all
+            return
         fault = None if path.startswith("/_") else self.owner._take_fault(self.command, path)
         if fault is not None and not fault["after"]:
             if fault["kind"] == "timeout":
@@ -518,12 +681,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--api-key", required=True, help="base64 ED25519 public key the fake accepts")
     ap.add_argument("--state", type=Path, help="JSON setup/snapshot file")
-    ap.add_argument("--symbol", default=DEFAULT_MARKET.symbol)
-    ap.add_argument("--price", default="150")
+    ap.add_argument("--symbol", default="SOL_USDC", help="a market to list first (added if unknown)")
+    ap.add_argument("--price", default=None, help="its start price")
     args = ap.parse_args(argv)
     base, quote = args.symbol.split("_", 1)
-    m = Market(args.symbol, base, quote, DEFAULT_MARKET.tick_size, DEFAULT_MARKET.step_size, DEFAULT_MARKET.min_qty)
-    fake = FakeBackpack(args.api_key, market=m, price=Decimal(args.price), host=args.host, port=args.port,
+    markets = (MarketSpec(args.symbol, base, quote),
+               *[m for m in DEFAULT_MARKETS if m.symbol != args.symbol])
+    markets = tuple(next((d for d in DEFAULT_MARKETS if d.symbol == m.symbol), m) for m in markets)
+    prices = {args.symbol: D(args.price)} if args.price is not None else None
+    fake = FakeBackpack(args.api_key, markets=markets, prices=prices, host=args.host, port=args.port,
                         state_path=args.state)
     url = fake.start()
     fake._save()

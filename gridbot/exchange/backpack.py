@@ -17,6 +17,15 @@ Reliability rules, all enforced here:
   unknown, so the adapter first waits until the original request's signature window has expired
   (Backpack then refuses a late copy of it), looks the order up by ``clientId`` (open orders, then
   order history) and re-sends only if the venue has never seen it.
+* Every placement answer is understood: a 200 whose status is terminal (``Expired`` for a
+  post-only order that would have taken, a market order without liquidity, …) comes back as a
+  closed ``Order`` (``cancelled``, or ``filled`` for what filled) with the venue's reason, never
+  as if it were resting.
+* Authentication failures (401, ``UNAUTHORIZED``, ``INVALID_SIGNATURE``, ``FORBIDDEN``) raise
+  ``AuthError``, never ``OrderRejected``. The server clock is re-read every ``clock_resync_s``
+  and at once when Backpack says a request has expired; that request is then sent once more.
+* History look-ups say ``sortDirection=Desc`` (Backpack documents no default order); fill
+  look-ups say ``fillType=User`` (system fills, whose ``tradeId`` may be null, are not ours).
 * Keys, signatures and headers are never logged or put in messages.
 """
 from __future__ import annotations
@@ -34,7 +43,7 @@ from typing import Any, Awaitable, Callable, Iterator, Optional
 
 import httpx
 
-from ..errors import CredentialsError, ExchangeError, OrderRejected
+from ..errors import AuthError, CredentialsError, ExchangeError, OrderRejected
 from ..models import GridConfig
 from . import _sign
 from .base import Balance, Fill, Market, Order, OrderStatus, Side
@@ -49,6 +58,8 @@ U32_MAX = 2**32 - 1
 HISTORY_LOOKUP_LIMIT = 1000  # recent orders searched for a clientId that is no longer open (API max)
 FILLS_PAGE = 1000
 FILLS_MAX_PAGES = 50
+CLOCK_RESYNC_S = 600.0  # re-read Backpack's clock this often (and on every "request has expired")
+MARKETS_TTL_S = 300.0  # price bands and order-book states change: re-read the markets this often
 
 _SIDE_OUT = {Side.buy: "Bid", Side.sell: "Ask"}
 _SIDE_IN = {"Bid": Side.buy, "Ask": Side.sell}
@@ -62,6 +73,7 @@ _STATUS_IN = {
     "Expired": OrderStatus.cancelled,
     "TriggerFailed": OrderStatus.rejected,
 }
+_TERMINAL_REASON = {"Expired": "Expired", "TriggerFailed": "TriggerFailed", "Cancelled": "Cancelled"}
 _AUTH_CODES = {"INVALID_SIGNATURE", "UNAUTHORIZED", "FORBIDDEN"}
 _UNAVAILABLE_CODES = {"TRADING_PAUSED", "MAINTENANCE", "SERVER_ERROR", "TIMEOUT"}
 
@@ -91,7 +103,9 @@ def _map_errors(what: str, *, order: bool = False) -> Iterator[None]:
         if exc.status == 404 or exc.code == "RESOURCE_NOT_FOUND":
             raise _NotFound(text) from None
         if exc.code in _AUTH_CODES or exc.status in (401, 403):
-            raise ExchangeError(text + " (check the API key credential and the host clock)") from None
+            raise AuthError(text + " (check the API key credential and its permissions)") from None
+        if _is_expired(exc):
+            raise ExchangeError(text + " (the host clock is off Backpack's even after re-reading it)") from None
         if exc.status == 429 or exc.code == "TOO_MANY_REQUESTS":
             raise ExchangeError(text + " (rate limit; retries exhausted)") from None
         if exc.code in _UNAVAILABLE_CODES or exc.status >= 500:
@@ -100,11 +114,20 @@ def _map_errors(what: str, *, order: bool = False) -> Iterator[None]:
             raise OrderRejected(text) from None
         raise ExchangeError(text) from None
     except httpx.TimeoutException as exc:
-        raise ExchangeError(f"{what}: Backpack did not answer in time ({type(exc).__name__})") from exc
+        # "from None": a network failure is one journal line, never a chained traceback
+        raise ExchangeError(f"{what}: Backpack did not answer in time ({type(exc).__name__})") from None
     except httpx.HTTPError as exc:
-        raise ExchangeError(f"{what}: cannot talk to Backpack ({type(exc).__name__}: {exc})") from exc
+        detail = " ".join(str(exc).split())[:200]
+        raise ExchangeError(f"{what}: cannot talk to Backpack ({type(exc).__name__}"
+                            f"{': ' + detail if detail else ''})") from None
     except (ValueError, KeyError, TypeError, InvalidOperation) as exc:
         raise ExchangeError(f"{what}: unexpected answer from Backpack ({type(exc).__name__}: {exc})") from exc
+
+
+def _is_expired(f: _HTTPFailure) -> bool:
+    """Backpack refused the request's timestamp (too old for its window, or in the future)."""
+    text = f.message.lower()
+    return f.status == 400 and f.code == "INVALID_CLIENT_REQUEST" and ("expired" in text or "timestamp" in text)
 
 
 def _failure_from(resp: httpx.Response) -> _HTTPFailure:
@@ -164,6 +187,11 @@ def parse_order(d: dict[str, Any]) -> Order:
     if not price and filled:  # market orders carry no price: report the average
         price = _dec(d.get("executedQuoteQuantity")) / filled
     cid = d.get("clientId")
+    raw = str(d.get("status"))
+    reason = None
+    if raw in _TERMINAL_REASON:
+        # the placement answer carries no reason; order history has "expiryReason"
+        reason = f"{raw}: {d['expiryReason']}" if d.get("expiryReason") else _TERMINAL_REASON[raw]
     return Order(
         client_id=int(cid) if cid not in (None, "") else 0,
         symbol=str(d["symbol"]),
@@ -173,14 +201,24 @@ def parse_order(d: dict[str, Any]) -> Order:
         filled_qty=filled,
         status=status,
         exchange_id=str(d.get("id", "")),
+        reason=reason,
     )
 
 
 def parse_fill(d: dict[str, Any]) -> Fill:
-    """Backpack fill-history row -> Fill."""
+    """Backpack fill-history row -> Fill.
+
+    ``tradeId`` is optional (null for system fills: liquidations, collateral conversions). Such a
+    row still gets a stable id, built from fields history never changes (order id, time, side,
+    price, quantity) and prefixed ``sys-`` so it cannot collide with a venue trade id: dropping it
+    would lose a balance change, and a random id would book it again on every poll.
+    """
     cid = d.get("clientId")
+    trade_id = d.get("tradeId")
+    if trade_id is None:
+        trade_id = "sys-" + "-".join(str(d.get(k) or "") for k in ("orderId", "timestamp", "side", "price", "quantity"))
     return Fill(
-        trade_id=str(d["tradeId"]),
+        trade_id=str(trade_id),
         client_id=int(cid) if cid not in (None, "") else 0,
         symbol=str(d["symbol"]),
         side=_SIDE_IN[d["side"]],
@@ -190,12 +228,14 @@ def parse_fill(d: dict[str, Any]) -> Fill:
         fee_asset=str(d.get("feeSymbol") or ""),
         is_maker=bool(d.get("isMaker", True)),
         timestamp_ms=_iso_ms(d["timestamp"]),
+        order_id=str(d.get("orderId") or ""),
     )
 
 
 def parse_market(d: dict[str, Any]) -> Market:
-    """Backpack market object -> Market (tick, step, min quantity)."""
+    """Backpack market object -> Market (tick, step, min quantity, price band, book state)."""
     filters = d["filters"]
+    lo, hi = filters["price"].get("minMultiplier"), filters["price"].get("maxMultiplier")
     return Market(
         symbol=str(d["symbol"]),
         base=str(d["baseSymbol"]),
@@ -203,6 +243,8 @@ def parse_market(d: dict[str, Any]) -> Market:
         tick_size=_dec(filters["price"]["tickSize"]),
         step_size=_dec(filters["quantity"]["stepSize"]),
         min_qty=_dec(filters["quantity"]["minQuantity"]),
+        price_band=(_dec(lo), _dec(hi)) if lo not in (None, "") and hi not in (None, "") else None,
+        state=str(d.get("orderBookState") or "Open"),
     )
 
 
@@ -219,7 +261,9 @@ class BackpackExchange:
                  min_interval_s: float = 0.05,
                  backoff_base_s: float = 0.5,
                  backoff_max_s: float = 30.0,
-                 sync_clock: bool = True) -> None:
+                 sync_clock: bool = True,
+                 clock_resync_s: float = CLOCK_RESYNC_S,
+                 markets_ttl_s: float = MARKETS_TTL_S) -> None:
         self._bp = cfg.backpack
         self._symbol = cfg.symbol
         self._private = _sign.load_private_key(api_secret)
@@ -235,8 +279,12 @@ class BackpackExchange:
         self._cooldown_until = 0.0
         self._slot_lock = asyncio.Lock()
         self._markets: dict[str, Market] = {}
+        self._markets_at = float("-inf")
+        self._markets_ttl = markets_ttl_s
         self._offset_ms = 0  # server clock - local clock, learned from /api/v1/time
-        self._synced = not sync_clock
+        self._sync = sync_clock
+        self._synced_at = float("-inf")  # monotonic time of the last clock reading
+        self._resync_s = clock_resync_s
         self._client = httpx.AsyncClient(base_url=self._bp.base_url.rstrip("/"), transport=transport,
                                          timeout=httpx.Timeout(timeout_s), follow_redirects=False,
                                          headers={"User-Agent": "gridbot", "Accept": "application/json"})
@@ -287,8 +335,9 @@ class BackpackExchange:
         result instead of re-sending when it is not None.
         """
         attempt = 0
+        resynced = False
         while True:
-            if signed and not self._synced:
+            if signed and self._sync and self._mono() - self._synced_at >= self._resync_s:
                 await self._sync_clock()
             await self._throttle()  # before signing: a long cool-down must not age the signature
             ts = self._now_ms()
@@ -305,6 +354,12 @@ class BackpackExchange:
                         return None
                     return resp.json()
                 failure = _failure_from(resp)
+                if signed and self._sync and not resynced and _is_expired(failure):
+                    # not processed: re-read the clock and send it once more, newly signed
+                    resynced = True
+                    log.warning("%s %s: Backpack says the request expired; re-reading its clock", method, path)
+                    await self._sync_clock()
+                    continue
                 if attempt >= self._max_retries or not (resp.status_code == 429 or resp.status_code >= 500):
                     raise failure
                 if resp.status_code == 429:
@@ -335,24 +390,26 @@ class BackpackExchange:
         return int(self._clock() * 1000) + self._offset_ms
 
     async def _sync_clock(self) -> None:
-        """Learn the server's clock once (public GET /api/v1/time); best effort.
+        """Read the server's clock (public GET /api/v1/time); best effort.
 
-        A host clock off by more than the window makes every signed request fail, so a skew over
-        half a second is corrected for and logged; the operator should still fix NTP.
+        Called before the first signed request, then every ``clock_resync_s`` and whenever
+        Backpack answers that a request has expired. A host clock off by more than the window
+        makes every signed request fail, so a skew over half a second is corrected for and logged
+        when it changes; the operator should still fix NTP.
         """
+        self._synced_at = self._mono()
         try:
             before = self._clock()
             server_ms = int(await self._call("GET", "/api/v1/time", signed=False))
             local_ms = int((before + self._clock()) / 2 * 1000)
         except (_HTTPFailure, ValueError, TypeError) as exc:  # network errors propagate: nothing works then
-            self._synced = True
             log.warning("could not read Backpack's clock (%s); signing with the host clock", exc)
             return
-        self._synced = True
         skew = server_ms - local_ms
-        if abs(skew) > 500:
+        offset = skew if abs(skew) > 500 else 0
+        if abs(offset - self._offset_ms) > 500:
             log.warning("host clock is %+d ms off Backpack's; correcting signatures for it (fix NTP)", -skew)
-            self._offset_ms = skew
+        self._offset_ms = offset
 
     # --- lookups -------------------------------------------------------------------------------
 
@@ -367,8 +424,8 @@ class BackpackExchange:
             return data
         with _map_errors(f"look up order {client_id} in history"):
             rows = await self._call("GET", "/wapi/v1/history/orders",
-                                    {"symbol": symbol, "limit": HISTORY_LOOKUP_LIMIT})
-        for row in rows or []:
+                                    {"symbol": symbol, "limit": HISTORY_LOOKUP_LIMIT, "sortDirection": "Desc"})
+        for row in rows or []:  # newest first: a reused clientId finds its latest order
             if str(row.get("clientId")) == str(client_id) and row.get("symbol", symbol) == symbol:
                 return row
         return None
@@ -376,9 +433,11 @@ class BackpackExchange:
     # --- Exchange Protocol ---------------------------------------------------------------------
 
     async def market(self, symbol: str) -> Market:
-        if symbol not in self._markets:
+        """The market's rules, re-read every ``markets_ttl_s`` (bands and book state change)."""
+        if symbol not in self._markets or self._mono() - self._markets_at >= self._markets_ttl:
             with _map_errors("load markets"):
                 rows = await self._call("GET", "/api/v1/markets", signed=False)
+                self._markets_at = self._mono()
                 for row in rows:
                     try:
                         m = parse_market(row)
@@ -406,12 +465,20 @@ class BackpackExchange:
             raise OrderRejected(f"{symbol}: price {price} must be a positive multiple of {m.tick_size}")
 
     async def _place(self, what: str, symbol: str, body: dict[str, Any], client_id: int) -> Order:
+        """POST the order; the answer's status is the truth, including a terminal one.
+
+        Backpack answers 200 for orders it closed at once: a post-only order that would have
+        taken is ``Expired`` (expiry reason ``PostOnlyTaker``), so is a market order that found
+        no liquidity (with what it did fill). Those come back as a closed ``Order`` (status
+        ``cancelled``, ``filled_qty`` what filled, ``reason`` the venue's word), never as open.
+        """
         with _map_errors(what, order=True):
             data = await self._call("POST", "/api/v1/order", body,
                                     lookup=lambda: self._find_order(symbol, client_id))
             order = parse_order(data)
-        if order.status is OrderStatus.rejected:
-            raise OrderRejected(f"{what}: Backpack reported status {data.get('status')}")
+        if order.status is not OrderStatus.open and order.status is not OrderStatus.filled:
+            log.info("%s: Backpack closed it at once (%s, filled %s)", what, order.reason or order.status.value,
+                     order.filled_qty)
         return order
 
     async def place_limit(self, symbol: str, side: Side, price: Decimal, qty: Decimal,
@@ -463,9 +530,12 @@ class BackpackExchange:
         fills: dict[str, Fill] = {}
         with _map_errors(f"fills {symbol}"):
             for page in range(FILLS_MAX_PAGES):
+                # Desc: offset pages then only overlap (fills arriving meanwhile push rows to later
+                # pages; duplicates are dropped by trade id), they never skip one.
                 rows = await self._call("GET", "/wapi/v1/history/fills",
                                         {"symbol": symbol, "from": int(since_ms), "limit": FILLS_PAGE,
-                                         "offset": page * FILLS_PAGE})
+                                         "offset": page * FILLS_PAGE, "fillType": "User",
+                                         "sortDirection": "Desc"})
                 for row in rows or []:
                     f = parse_fill(row)
                     if f.timestamp_ms >= since_ms and f.symbol == symbol:
@@ -473,7 +543,8 @@ class BackpackExchange:
                 if len(rows or []) < FILLS_PAGE:
                     break
             else:
-                log.warning("fills %s: stopped after %d pages; the rest comes next poll", symbol, FILLS_MAX_PAGES)
+                log.warning("fills %s: stopped after %d pages; older fills than these were not read",
+                            symbol, FILLS_MAX_PAGES)
         return sorted(fills.values(), key=lambda f: (f.timestamp_ms, f.trade_id))
 
     async def balances(self) -> dict[str, Balance]:

@@ -29,7 +29,14 @@ class OrderStatus(str, Enum):
 
 @dataclass(frozen=True)
 class Market:
-    """Trading rules of one symbol."""
+    """Trading rules of one symbol.
+
+    ``price_band`` is ``(min, max)`` multipliers of the venue's last price: a limit price outside
+    ``last × min .. last × max`` is refused (Backpack's ``filters.price.minMultiplier`` /
+    ``maxMultiplier``); None when the venue sets no band. ``state`` is the order book's state
+    (Backpack's ``orderBookState``: ``Open``, ``Closed``, ``CancelOnly``, ``LimitOnly``,
+    ``PostOnly``); only ``Open`` takes every kind of order.
+    """
 
     symbol: str
     base: str
@@ -37,10 +44,15 @@ class Market:
     tick_size: Decimal
     step_size: Decimal
     min_qty: Decimal
+    price_band: Optional[tuple[Decimal, Decimal]] = None
+    state: str = "Open"
 
 
 @dataclass(frozen=True)
 class Order:
+    """An order as the venue reports it. ``reason`` says why a closed order ended without filling
+    (the venue's expiry reason, e.g. ``PostOnlyTaker``), None otherwise."""
+
     client_id: int
     symbol: str
     side: Side
@@ -49,11 +61,14 @@ class Order:
     filled_qty: Decimal = Decimal(0)
     status: OrderStatus = OrderStatus.open
     exchange_id: str = ""
+    reason: Optional[str] = None
 
 
 @dataclass(frozen=True)
 class Fill:
-    """One execution. ``trade_id`` is unique per venue and makes fill recording idempotent."""
+    """One execution. ``trade_id`` is unique per venue and makes fill recording idempotent; ``order_id``
+    (the venue's id of the order, "" if the venue does not say) tells our order from another one that
+    reuses its client id."""
 
     trade_id: str
     client_id: int
@@ -65,6 +80,7 @@ class Fill:
     fee_asset: str
     is_maker: bool = True
     timestamp_ms: int = 0
+    order_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ class PaperVenue:
         self._asks: list[tuple[Decimal, int, int]] = []  # best = first
         self._seq = 0
         self._trade_seq = 0
+        self._order_seq = 0  # the venue's own order ids: P1, P2, ... (never derived from the client id)
         self._fills: list[Fill] = []
         self._last_ms = 0
 
@@ -118,11 +119,21 @@ class PaperVenue:
             fee_asset = m.quote
         self._trade_seq += 1
         f = Fill(trade_id=f"p{self._trade_seq}", client_id=o.client_id, symbol=m.symbol, side=o.side,
-                 price=price, qty=qty, fee=fee, fee_asset=fee_asset, is_maker=maker, timestamp_ms=self._now())
+                 price=price, qty=qty, fee=fee, fee_asset=fee_asset, is_maker=maker, timestamp_ms=self._now(),
+                 order_id=o.exchange_id)
         self._fills.append(f)
         if len(self._fills) > KEEP_FILLS:
             del self._fills[: len(self._fills) - KEEP_FILLS]
         return f
+
+    def _next_order_id(self) -> str:
+        self._order_seq += 1
+        return f"P{self._order_seq}"
+
+    def continue_ids(self, trade_seq: int, order_seq: int) -> None:
+        """A venue rebuilt in place of an older one goes on numbering trades and orders after it."""
+        self._trade_seq = max(self._trade_seq, trade_seq)
+        self._order_seq = max(self._order_seq, order_seq)
 
     # ------------------------------------------------------------ public API
     def place_limit(self, side: Side, price: Decimal, qty: Decimal, client_id: int, post_only: bool = True) -> Order:
@@ -139,7 +150,7 @@ class PaperVenue:
         else:
             self._lock(m.base, qty, f"sell {qty} @ {price}")
         o = Order(client_id=client_id, symbol=m.symbol, side=side, price=price, qty=qty,
-                  exchange_id=f"P{client_id}")
+                  exchange_id=self._next_order_id())
         self._orders[client_id] = o
         if crosses:
             fill = self._execute(o, self.last_price, qty, maker=False, locked=True)  # type: ignore[arg-type]
@@ -160,7 +171,7 @@ class PaperVenue:
             raise OrderRejected(f"insufficient {need[0]}: market {side.value} {qty} needs {need[1]}, "
                                 f"available {self._avail.get(need[0], Decimal(0))}")
         o = Order(client_id=client_id, symbol=m.symbol, side=side, price=price, qty=qty,
-                  exchange_id=f"P{client_id}")
+                  exchange_id=self._next_order_id())
         self._orders[client_id] = o
         self._execute(o, price, qty, maker=False, locked=False)
         return self._close(replace(o, filled_qty=qty), OrderStatus.filled)
@@ -180,6 +191,15 @@ class PaperVenue:
         self._locked[asset] -= amount
         self._avail[asset] += amount
         return self._close(o, OrderStatus.cancelled)
+
+    def transfer(self, asset: str, amount: Decimal) -> None:
+        """Deposit (amount > 0) or withdraw (< 0) available coins behind the bots' backs: the user's
+        own hand on a shared account, for tests and the fake server's side door."""
+        have = self._avail.get(asset, Decimal(0))
+        if have + amount < 0:
+            raise OrderRejected(f"insufficient {asset}: cannot withdraw {-amount}, available {have}")
+        self._avail[asset] = have + amount
+        self._locked.setdefault(asset, Decimal(0))
 
     def get_order(self, client_id: int) -> Optional[Order]:
         return self._orders.get(client_id)
@@ -230,7 +250,8 @@ class PaperVenue:
         m = self.market
 
         def order(o: Order) -> list:
-            return [o.client_id, o.side.value, str(o.price), str(o.qty), str(o.filled_qty), o.status.value]
+            return [o.client_id, o.side.value, str(o.price), str(o.qty), str(o.filled_qty), o.status.value,
+                    o.exchange_id]
 
         return {
             "v": 1,
@@ -244,9 +265,10 @@ class PaperVenue:
             "orders": [order(self._orders[c]) for c in list(self._orders)],
             "closed": list(self._closed),
             "book": [[str(p), s, c] for p, s, c in self._bids + self._asks],
-            "seq": [self._seq, self._trade_seq, self._last_ms],
+            "seq": [self._seq, self._trade_seq, self._last_ms, self._order_seq],
+            # the timestamp stays last (readers unpack ``*_, ts``); the order id goes before it
             "fills": [[f.trade_id, f.client_id, f.side.value, str(f.price), str(f.qty), str(f.fee), f.fee_asset,
-                       f.is_maker, f.timestamp_ms] for f in self._fills],
+                       f.is_maker, f.order_id, f.timestamp_ms] for f in self._fills],
         }
 
     @classmethod
@@ -259,15 +281,17 @@ class PaperVenue:
         v._locked = {a: Decimal(x) for a, x in d["locked"].items()}
         v.fees_collected = {a: Decimal(x) for a, x in d["collected"].items()}
         v.last_price = None if d["last_price"] is None else Decimal(d["last_price"])
-        for cid, side, price, qty, filled, status in d["orders"]:
+        for cid, side, price, qty, filled, status, *oid in d["orders"]:  # no oid: saved by an older version
             v._orders[cid] = Order(cid, sym, Side(side), Decimal(price), Decimal(qty), Decimal(filled),
-                                   OrderStatus(status), f"P{cid}")
+                                   OrderStatus(status), oid[0] if oid else f"P{cid}")
         v._closed = list(d["closed"])
         for p, s, c in d["book"]:
             insort(v._bids if v._orders[c].side is Side.buy else v._asks, (Decimal(p), s, c))
-        v._seq, v._trade_seq, v._last_ms = d["seq"]
-        v._fills = [Fill(t, c, sym, Side(s), Decimal(p), Decimal(q), Decimal(fee), fa, mk, ts)
-                    for t, c, s, p, q, fee, fa, mk, ts in d["fills"]]
+        v._seq, v._trade_seq, v._last_ms, *oseq = d["seq"]
+        v._order_seq = oseq[0] if oseq else max(v._orders, default=0)  # old ids were P<client id>
+        v._fills = [Fill(t, c, sym, Side(s), Decimal(p), Decimal(q), Decimal(fee), fa, mk, rest[-1],
+                         rest[0] if len(rest) == 2 else f"P{c}")  # one element: saved before order ids
+                    for t, c, s, p, q, fee, fa, mk, *rest in d["fills"]]
         return v
 
 

@@ -183,10 +183,15 @@ def test_polkit_refuses_names_gridbot_refuses_and_all_commands_skip_them(box, ma
     box.run(["systemctl", "start", "gridbot@--help.service"])
     try:
         assert "gridbot@--help.service" in box.run(["systemctl", "list-units", "--all", "--plain", "gridbot@*"]).stdout
-        for args in (["restart", "--all"], ["stop", "--all"], ["cleanup", "--yes"]):
+        # stop --all last: one job on gridbot.target, which reaches (and so unloads) the foreign unit too
+        for args in (["restart", "--all"], ["cleanup", "--yes"], ["stop", "--all"]):
             r = box.gridbot(*args)
             assert r.returncode == 0, (args, r.stderr)
-            assert "skipping 'gridbot@--help.service'" in r.stderr, (args, r.stderr)
+            if args[0] == "stop":  # one job on gridbot.target (stop --all since issue 12): named, never reported as stopped
+                assert "not reporting 'gridbot@--help.service': not a name gridbot accepts" in r.stderr, r.stderr
+                assert "--help" not in r.stdout, r.stdout
+            else:
+                assert "skipping 'gridbot@--help.service'" in r.stderr, (args, r.stderr)
         assert active(box, ok) == "inactive"  # stop --all still stopped the real one
     finally:
         box.run(["systemctl", "stop", "gridbot@--help.service"])
@@ -363,7 +368,7 @@ def test_disk_full_while_running_stops_trading_applies_on_stop_one_line(box, mak
     try:
         r = box.gridbot("start", name)
         assert r.returncode == 0, r.stderr
-        wait_for(lambda: "open orders" in box.show(f"gridbot@{name}.service", "StatusText")["StatusText"],
+        wait_for(lambda: " orders | " in box.show(f"gridbot@{name}.service", "StatusText")["StatusText"],
                  what="trading")
         box.sh(f"dd if=/dev/zero of={real}/filler bs=4k 2>/dev/null; true")  # the disk is now full
         wait_for(lambda: "stopped placing orders" in journal(box, f"gridbot@{name}.service"), timeout=60,

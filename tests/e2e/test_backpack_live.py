@@ -10,7 +10,18 @@ import sdbox
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-PORT = 18999
+
+
+def _free_port() -> int:
+    """The container shares the host's network: a port no other run (or test) holds right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+PORT = _free_port()
 
 
 def keypair() -> tuple[str, str]:
@@ -21,7 +32,8 @@ def keypair() -> tuple[str, str]:
 
 
 def live_config() -> str:
-    return json.dumps({"exchange": "backpack", "symbol": "SOL_USDC", "lower_price": 100, "upper_price": 200,
+    # inside the fake's (Backpack's) price band at 150: 0.75 × 150 .. 1.25 × 150
+    return json.dumps({"exchange": "backpack", "symbol": "SOL_USDC", "lower_price": 120, "upper_price": 180,
                        "levels": 10, "qty_per_level": 0.1,
                        "backpack": {"base_url": f"http://127.0.0.1:{PORT}", "poll_interval_s": 0.5}})
 
@@ -68,7 +80,17 @@ def test_live_instance_gets_keys_from_credentials_only(box):
         assert status["ActiveState"] == "active", status
         venue = fake_state(box)
         assert len(venue["open_orders"]) >= 8, venue
-        assert {o["side"] for o in venue["open_orders"]} == {"buy", "sell"}
+        assert {o["side"] for o in venue["open_orders"]} == {"Bid", "Ask"}  # Backpack's words
+        # a live bot publishes its grid's figures like a paper one, and never the account's balances
+        for _ in range(50):
+            row = {x["name"]: x for x in json.loads(box.gridbot("list", "--json", check=True).stdout)}["bpx"]
+            if row["orders_open"]:
+                break
+            time.sleep(0.2)
+        assert (row["mode"], row["exchange"], row["symbol"]) == ("live", "backpack", "SOL_USDC")
+        assert row["orders_open"] >= 8 and row["total_pnl"] is not None
+        figs = box.sh("cat /run/gridbot/figures/bpx.json", check=True).stdout
+        assert "balance" not in figs and "available" not in figs
 
         # the keys are nowhere but the credential
         pid = status["MainPID"]

@@ -14,14 +14,15 @@ from typing import Any
 import httpx
 import pytest
 
-from gridbot.errors import CredentialsError, ExchangeError, OrderRejected
+from gridbot.errors import AuthError, CredentialsError, ExchangeError, OrderRejected
 from gridbot.exchange import _sign, backpack
 from gridbot.exchange.backpack import BackpackExchange, parse_order
 from gridbot.exchange.base import Market, OrderStatus, Side
 from gridbot.models import GridConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fake_backpack import FakeBackpack, expected_string  # noqa: E402
+from _fake_account import MarketSpec  # noqa: E402
+from fake_backpack import DEFAULT_MARKETS, FakeBackpack, expected_string  # noqa: E402
 
 SECRET = base64.b64encode(bytes(range(32))).decode()
 PUB = _sign.public_key_b64(_sign.load_private_key(SECRET))
@@ -53,8 +54,9 @@ def cfg(base_url: str, **bp: Any) -> GridConfig:
 
 @pytest.fixture
 def fake():
-    with FakeBackpack(PUB, balances={"SOL": D(10), "USDC": D(10000)}, price=D(150),
-                      extra_markets=(Market("BTC_USDC", "BTC", "USDC", D("0.1"), D("0.0001"), D("0.0001")),)) as f:
+    btc = MarketSpec("BTC_USDC", "BTC", "USDC", D("0.1"), D("0.0001"), D("0.0001"), None, None)
+    with FakeBackpack(PUB, markets=(*DEFAULT_MARKETS, btc), prices={"SOL_USDC": D(150), "BTC_USDC": D(60000)},
+                      balances={"SOL": D(10), "USDC": D(10000), "USDT": D(10000)}) as f:
         yield f
 
 
@@ -84,8 +86,8 @@ def test_market_rules_and_ticker(fake):
     async def body(ex):
         return await ex.market(SYM), await ex.market("BTC_USDC"), await ex.last_price(SYM)
     sol, btc, price = run(fake, body)
-    assert sol == Market(SYM, "SOL", "USDC", D("0.01"), D("0.01"), D("0.01"))
-    assert btc.tick_size == D("0.1") and btc.min_qty == D("0.0001")
+    assert sol == Market(SYM, "SOL", "USDC", D("0.01"), D("0.01"), D("0.01"), (D("0.75"), D("1.25")), "Open")
+    assert btc.tick_size == D("0.1") and btc.min_qty == D("0.0001") and btc.price_band is None
     assert price == D(150)
     assert len([e for e in fake.log if e["path"] == "/api/v1/markets"]) == 1  # cached
 
@@ -218,14 +220,6 @@ def test_client_id_must_be_u32(fake):
 
 # --- venue refusals and error bodies -------------------------------------------------------------
 
-def test_post_only_cross_is_order_rejected(fake):
-    async def body(ex):
-        await ex.place_limit(SYM, Side.buy, D(155), D(1), 5)
-    with pytest.raises(OrderRejected, match=r"place buy 1 SOL_USDC @ 155 \(clientId 5\): Backpack answered 400"):
-        run(fake, body)
-    assert len(posts(fake)) == 1  # a refusal is final: not retried
-
-
 def test_insufficient_funds_is_order_rejected(fake):
     async def body(ex):
         await ex.place_limit(SYM, Side.buy, D(140), D(1000), 6)
@@ -295,7 +289,7 @@ def test_key_not_matching_secret_refused_at_construction():
 def test_unknown_api_key_is_refused(fake):
     async def body(ex):
         await ex.balances()
-    with pytest.raises(ExchangeError, match="UNAUTHORIZED: API key not found .*check the API key"):
+    with pytest.raises(AuthError, match="UNAUTHORIZED: API key not found .*check the API key"):
         run(fake, body, key=OTHER_PUB, secret=OTHER_SECRET)
 
 
@@ -305,7 +299,7 @@ def test_bad_signature_rejected_by_fake_and_mapped(fake):
         await ex.place_limit(SYM, Side.buy, D(140), D(1), 9)
     with pytest.raises(ExchangeError, match="INVALID_SIGNATURE"):
         run(fake, body)
-    assert fake.placed(9) == 0 and fake.venue.open_orders() == []
+    assert fake.placed(9) == 0 and fake.open_orders() == []
 
 
 def _raw_signed(fake: FakeBackpack, signed_params: dict, sent_params: dict, ts: int | None = None,
@@ -432,7 +426,7 @@ def test_5xx_after_acceptance_is_not_resent(fake):
     o = run(fake, body)
     assert o.client_id == 13 and o.status is OrderStatus.open
     assert len(posts(fake)) == 1 and fake.placed(13) == 1
-    assert len(fake.venue.open_orders()) == 1
+    assert len(fake.open_orders()) == 1
 
 
 def test_timeout_after_acceptance_does_not_double_place(fake):
@@ -444,7 +438,7 @@ def test_timeout_after_acceptance_does_not_double_place(fake):
     o = run(fake, body, t=t, timeout_s=0.3)
     assert o.client_id == 14 and o.price == D(141)
     assert len(posts(fake)) == 1 and fake.placed(14) == 1
-    assert [o.client_id for o in fake.venue.open_orders()] == [14]
+    assert [o.client_id for o in fake.open_orders()] == [14]
     # waited until the first request's signature window (5 s) was over before looking it up
     assert max(t.sleeps) >= 4.0
 
@@ -476,7 +470,7 @@ def test_timeout_before_acceptance_places_once(fake):
     async def body(ex):
         return await ex.place_limit(SYM, Side.buy, D(141), D(1), 18)
     assert run(fake, body).client_id == 18
-    assert fake.placed(18) == 1 and len(fake.venue.open_orders()) == 1
+    assert fake.placed(18) == 1 and len(fake.open_orders()) == 1
 
 
 def test_cancel_retried_after_timeout_is_quiet(fake):
@@ -507,6 +501,247 @@ def test_no_secrets_in_logs(fake, caplog):
     assert SECRET not in text and PUB not in text and "X-Signature" not in text
     for e in fake.log:  # and no signature ended up in a URL
         assert "signature" not in json.dumps(e.get("query", {})).lower()
+
+
+# --- the documented API where it is inconvenient (issues 8 and 9) ----------------------------------
+
+def _raw_get(fake: FakeBackpack, path: str, instruction: str, params: dict) -> httpx.Response:
+    """A signed GET made by hand: what Backpack answers, not what the adapter makes of it."""
+    ts, window = int(time.time() * 1000), 5000
+    params = {k: str(v) for k, v in params.items()}
+    sig = _sign.sign(_sign.load_private_key(SECRET), expected_string(instruction, params, str(ts), str(window)))
+    return httpx.get(fake.base_url + path, params=params,
+                     headers={"X-API-Key": PUB, "X-Signature": sig, "X-Timestamp": str(ts), "X-Window": str(window)})
+
+
+def test_reused_client_id_is_accepted_and_looked_up_newest_first(fake):
+    async def body(ex):
+        a = await ex.place_limit(SYM, Side.buy, D(140), D(1), 30)
+        await ex.cancel(SYM, 30)
+        b = await ex.place_limit(SYM, Side.sell, D(152), D(1), 30)  # same clientId, Backpack takes it
+        fake.set_price(D(152))
+        return a, b, await ex.get_order(SYM, 30)
+    a, b, got = run(fake, body)
+    assert fake.placed(30) == 2 and a.exchange_id and b.exchange_id and a.exchange_id != b.exchange_id
+    # history is read newest first (sortDirection=Desc): the filled sell, not the cancelled buy
+    assert got is not None and got.exchange_id == b.exchange_id and got.status is OrderStatus.filled
+    assert [e["query"].get("sortDirection") for e in fake.log if e["path"] == "/wapi/v1/history/orders"] == ["Desc"]
+
+
+def test_post_only_cross_answers_200_expired_and_adapter_returns_it_closed(fake):
+    r = _raw_signed(fake, p := {"symbol": SYM, "side": "Bid", "orderType": "Limit", "price": "155",
+                                "quantity": "1", "postOnly": True, "clientId": 4}, p)
+    assert r.status_code == 200 and r.json()["status"] == "Expired" and "expiryReason" not in r.json()
+
+    async def body(ex):
+        o = await ex.place_limit(SYM, Side.buy, D(155), D(1), 5)
+        return o, await ex.balances(), await ex.get_order(SYM, 5), await ex.open_orders(SYM)
+    o, bal, got, opened = run(fake, body)
+    assert (o.status, o.filled_qty, o.reason, o.client_id) == (OrderStatus.cancelled, 0, "Expired", 5)
+    assert o.exchange_id
+    assert bal["USDC"].locked == 0 and opened == []
+    assert got is not None and got.status is OrderStatus.cancelled and got.reason == "Expired: PostOnlyTaker"
+
+
+def test_market_order_without_liquidity_comes_back_expired_with_what_filled(fake):
+    fake.account.markets[SYM].liquidity = D("0.4")
+
+    async def body(ex):
+        return await ex.place_market(SYM, Side.sell, D(1), 6)
+    o = run(fake, body)
+    assert (o.status, o.filled_qty, o.reason) == (OrderStatus.cancelled, D("0.4"), "Expired")
+
+
+def test_price_outside_the_band_is_invalid_price_and_the_band_follows_the_price(fake):
+    async def body(ex):
+        m = await ex.market(SYM)
+        with pytest.raises(OrderRejected) as info:
+            await ex.place_limit(SYM, Side.buy, D(112), D(1), 7)  # 150 × 0.75 = 112.5
+        fake.set_price(D(140))  # now 105 .. 175
+        return m, info.value, await ex.place_limit(SYM, Side.buy, D(112), D(1), 8)
+    m, err, ok = run(fake, body)
+    assert m.price_band == (D("0.75"), D("1.25")) and m.state == "Open"
+    assert "400 INVALID_PRICE: Price is too far from the last active price" in str(err)
+    assert ok.status is OrderStatus.open
+
+
+def test_book_state_is_read_again(fake):
+    async def body(ex):
+        first = await ex.market(SYM)
+        fake.account.markets[SYM].state = "PostOnly"
+        return first, await ex.market(SYM)
+    first, later = run(fake, body, markets_ttl_s=0)
+    assert (first.state, later.state) == ("Open", "PostOnly")
+
+
+def test_system_fills_have_null_trade_ids_and_fill_type_user_leaves_them_out(fake):
+    async def body(ex):
+        start = int(time.time() * 1000) - 1
+        o = await ex.place_limit(SYM, Side.sell, D(151), D(1), 9)
+        fake.system_fill(SYM, "Ask", D("0.5"))
+        fake.set_price(D(151))
+        return o, await ex.fills_since(SYM, start)
+    o, fills = run(fake, body)
+    sent = [e["query"] for e in fake.log if e["path"] == "/wapi/v1/history/fills"]
+    raw = _raw_get(fake, "/wapi/v1/history/fills", "fillHistoryQueryAll", {"symbol": SYM}).json()
+    assert sorted(str(r["tradeId"]) for r in raw)[-1] == "None" and len(raw) == 2  # venue shows both
+    assert [(f.client_id, f.order_id) for f in fills] == [(9, o.exchange_id)]  # we book ours only
+    assert sent and all(q["fillType"] == "User" and q["sortDirection"] == "Desc" for q in sent)
+    system = next(r for r in raw if r["tradeId"] is None)
+    # should one come anyway, its id is stable (the same on every poll) and marked as synthetic
+    assert backpack.parse_fill(system).trade_id == backpack.parse_fill(dict(system)).trade_id
+    assert backpack.parse_fill(system).trade_id.startswith("sys-")
+
+
+def test_history_default_sort_is_ascending_and_sort_direction_works(fake):
+    async def body(ex):
+        for cid, price in ((1, 140), (2, 141), (3, 142)):
+            await ex.place_limit(SYM, Side.buy, D(price), D("0.1"), cid)
+        fake.set_price(D(139))
+    run(fake, body)
+    def ids(path: str, instruction: str, **extra) -> list:
+        return [r["clientId"] for r in _raw_get(fake, path, instruction, {"symbol": SYM, **extra}).json()]
+    assert ids("/wapi/v1/history/orders", "orderHistoryQueryAll") == [1, 2, 3]
+    assert ids("/wapi/v1/history/orders", "orderHistoryQueryAll", sortDirection="Desc") == [3, 2, 1]
+    assert ids("/wapi/v1/history/fills", "fillHistoryQueryAll") == ["1", "2", "3"]
+    assert ids("/wapi/v1/history/fills", "fillHistoryQueryAll", sortDirection="Desc") == ["3", "2", "1"]
+
+
+def test_a_fill_shown_late_is_seen_later_with_its_true_time(fake):
+    async def body(ex):
+        start = int(time.time() * 1000) - 1
+        await ex.place_limit(SYM, Side.sell, D(151), D(1), 10)
+        fake.hide_fills()
+        fake.set_price(D(151))
+        before = await ex.fills_since(SYM, start)
+        await asyncio.sleep(0.05)
+        shown_at = fake.now_ms()
+        assert fake.reveal() == 1
+        return before, await ex.fills_since(SYM, start), shown_at
+    before, after, shown_at = run(fake, body)
+    assert before == []
+    assert [f.client_id for f in after] == [10] and after[0].timestamp_ms < shown_at
+
+
+def test_clock_drift_mid_run_is_resynced_and_the_request_succeeds(fake, caplog):
+    caplog.set_level(logging.WARNING)
+    t = FakeTime()
+
+    async def body(ex):
+        await ex.balances()
+        fake.clock_offset_ms = 30_000  # Backpack's clock jumps ahead: our signatures look 30 s old
+        bal = await ex.balances()
+        t.now += backpack.CLOCK_RESYNC_S  # and the cadence re-reads it too
+        await ex.balances()
+        return bal
+    assert "SOL" in run(fake, body, t=t)
+    caps = [e for e in fake.log if e["path"] == "/api/v1/capital"]
+    assert len(caps) == 4 and [e.get("authenticated", False) for e in caps] == [True, False, True, True]
+    assert len([e for e in fake.log if e["path"] == "/api/v1/time"]) == 3  # start, expiry, cadence
+    assert "request expired; re-reading its clock" in caplog.text
+
+
+def test_expired_request_is_retried_once_only(fake):
+    async def body(ex):
+        await ex.balances()
+        fake.clock_offset_ms = 30_000
+        ex._clock = lambda: time.time() - 60  # the host clock keeps falling behind between readings
+        ex._sync_clock = _noop  # and the re-read learns nothing
+        await ex.balances()
+
+    async def _noop():
+        return None
+    with pytest.raises(ExchangeError, match="Request has expired .*host clock") as info:
+        run(fake, body)
+    assert not isinstance(info.value, (AuthError, OrderRejected))
+    assert len([e for e in fake.log if e["path"] == "/api/v1/capital"]) == 3
+
+
+def test_auth_failure_on_an_order_is_auth_error_not_rejection(fake):
+    async def body(ex):
+        ex._private = _sign.load_private_key(OTHER_SECRET)
+        await ex.place_limit(SYM, Side.buy, D(140), D(1), 11)
+    with pytest.raises(AuthError, match="401 INVALID_SIGNATURE") as info:
+        run(fake, body)
+    assert not isinstance(info.value, OrderRejected) and fake.placed(11) == 0
+
+
+def test_outage_is_one_line_then_recovers(fake):
+    t = FakeTime()
+
+    async def body(ex):
+        await ex.balances()
+        fake.go_down("refuse")
+        with pytest.raises(ExchangeError) as refused:
+            await ex.open_orders(SYM)
+        fake.come_up()
+        fake.go_down("503")
+        with pytest.raises(ExchangeError) as maintenance:
+            await ex.open_orders(SYM)
+        fake.come_up()
+        return refused.value, maintenance.value, await ex.open_orders(SYM)
+    refused, maintenance, orders = run(fake, body, t=t, max_retries=2)
+    assert "cannot talk to Backpack" in str(refused) and "\n" not in str(refused)
+    assert refused.__cause__ is None and refused.__suppress_context__  # no chained traceback
+    assert str(maintenance) == "open orders SOL_USDC: Backpack answered 503 MAINTENANCE: System under maintenance"
+    assert orders == []
+
+
+def test_outage_shorter_than_the_retries_is_ridden_out():
+    with FakeBackpack(PUB) as fake:
+        async def main():
+            ex = BackpackExchange(cfg(fake.base_url), PUB, SECRET, backoff_base_s=0.1, backoff_max_s=0.3,
+                                  max_retries=8, min_interval_s=0)
+            try:
+                await ex.balances()
+                fake.go_down("refuse", for_s=0.4)
+                return await ex.balances()
+            finally:
+                await ex.close()
+        assert asyncio.run(main())["SOL"].available == D(10)
+        assert fake.down is None
+
+
+def test_two_markets_share_one_account_and_its_sol(fake):
+    async def body(a, b):
+        await a.place_limit("SOL_USDC", Side.sell, D(160), D(6), 1)
+        with pytest.raises(OrderRejected, match="INSUFFICIENT_FUNDS"):
+            await b.place_limit("SOL_USDT", Side.sell, D(160), D(6), 1)  # only 4 SOL left for it
+        await b.place_limit("SOL_USDT", Side.sell, D(160), D(4), 1)
+        fake.set_price(D(160), "SOL_USDT")
+        return (await a.balances(), await b.balances(), await a.fills_since("SOL_USDC", 0),
+                await b.fills_since("SOL_USDT", 0), await a.open_orders("SOL_USDC"))
+
+    async def main():
+        t = FakeTime()
+        mk = lambda: BackpackExchange(cfg(fake.base_url), PUB, SECRET, sleep=t.sleep, monotonic=t.monotonic,
+                                      min_interval_s=0)
+        a, b = mk(), mk()
+        try:
+            return await body(a, b)
+        finally:
+            await a.close()
+            await b.close()
+    bal_a, bal_b, fills_a, fills_b, open_a = asyncio.run(main())
+    assert bal_a == bal_b  # one account, whoever asks
+    assert bal_a["SOL"].available == 0 and bal_a["SOL"].locked == D(6)
+    assert bal_a["USDT"].available == D(10000) + D(640) * (1 - D("0.0008"))
+    assert fills_a == [] and [(f.symbol, f.qty) for f in fills_b] == [("SOL_USDT", D(4))]
+    assert [o.qty for o in open_a] == [D(6)]
+
+
+def test_side_doors_cancel_and_move_coins_behind_the_bots_backs(fake):
+    async def body(ex):
+        await ex.place_limit(SYM, Side.buy, D(140), D(1), 12)
+        await ex.place_limit("ETH_USDC", Side.buy, D(2900), D("0.1"), 13)
+        assert fake.cancel_all(SYM) == 1
+        fake.move_balance("SOL", D(-4))
+        return (await ex.open_orders(SYM), await ex.get_order(SYM, 12), await ex.open_orders("ETH_USDC"),
+                await ex.balances())
+    opened, got, eth, bal = run(fake, body)
+    assert opened == [] and got is not None and got.status is OrderStatus.cancelled
+    assert [o.client_id for o in eth] == [13]
+    assert bal["SOL"].available == D(6) and bal["USDC"].locked == D(290)
 
 
 # --- parsing -------------------------------------------------------------------------------------
@@ -583,9 +818,40 @@ def test_standalone_fake_keeps_state_across_restarts(tmp_path):
         assert r.json()["code"] == "TOO_MANY_REQUESTS"
         assert httpx.get(url + "/api/v1/ticker", params={"symbol": SYM}).json()["lastPrice"] == "161"
         assert httpx.get(url + "/_state").json()["price"] == "161"
+        # the side doors, as a container test drives them
+        assert httpx.post(url + "/_balance", json={"asset": "SOL", "delta": "-1"}).json()["SOL"]["available"] == "1"
+        asyncio.run(_standalone_order(url, t))
+        assert httpx.post(url + "/_cancel_all", json={}).json() == {"cancelled": 1}
+        assert httpx.post(url + "/_hide_fills", json={"on": True}).json() == {"hide_fills": True}
+        httpx.post(url + "/_system_fill", json={"symbol": SYM, "side": "Bid", "quantity": "0.5"})
+        assert len(httpx.get(url + "/_state").json()["fills"]) == 1
+        assert httpx.post(url + "/_reveal").json() == {"revealed": 1}
+        assert httpx.post(url + "/_market", json={"symbol": SYM, "state": "PostOnly"}).json()["orderBookState"] == "PostOnly"
+        assert httpx.post(url + "/_down", json={"mode": "503"}).status_code == 200
+        assert _wait(lambda: httpx.get(url + "/api/v1/time").status_code == 503, 5)
+        httpx.post(url + "/_up")
+        httpx.post(url + "/_down", json={"mode": "refuse", "for_s": 0.5})
+        assert _wait(lambda: _refused(url + "/api/v1/time"), 5), "the port still answers"
+        assert _wait(lambda: not _refused(url + "/api/v1/time"), 5), "the fake did not come back"
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+async def _standalone_order(url: str, t: FakeTime) -> None:
+    ex = BackpackExchange(cfg(url), PUB, SECRET, sleep=t.sleep, monotonic=t.monotonic)
+    try:
+        await ex.place_limit(SYM, Side.buy, D(150), D("0.1"), 78)
+    finally:
+        await ex.close()
+
+
+def _refused(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=1)
+    except httpx.TransportError:
+        return True
+    return False
 
 
 def test_implements_every_exchange_method_with_the_same_parameters():
@@ -634,16 +900,17 @@ def test_runner_trades_through_the_adapter(fake, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "gridbot.runner", "bp1"], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        assert _wait(lambda: len(fake.venue.open_orders()) >= 4), "grid was not placed"
-        first = {o.client_id: o for o in fake.venue.open_orders()}
-        assert {o.side for o in first.values()} == {Side.buy, Side.sell}
-        assert all(posts(fake)[i]["params"]["postOnly"] is True for i in range(len(posts(fake))))
-        best_buy = max(o.price for o in first.values() if o.side is Side.buy)
+        assert _wait(lambda: len(fake.open_orders()) >= 4), "grid was not placed"
+        first = {o.client_id: o for o in fake.open_orders()}
+        assert {o.side for o in first.values()} == {"Bid", "Ask"}
+        limits = [p["params"] for p in posts(fake) if p["params"]["orderType"] == "Limit"]
+        assert limits and all(p["postOnly"] is True for p in limits)  # the only market order: buying the sells' base
+        best_buy = max(o.price for o in first.values() if o.side == "Bid")
         fills = fake.set_price(best_buy)
         assert len(fills) == 1
         # the runner sees the fill through fills_since and places the counter-order one level up
-        assert _wait(lambda: any(o.client_id not in first and o.side is Side.sell
-                                 for o in fake.venue.open_orders())), "no counter-order after the fill"
+        assert _wait(lambda: any(o.client_id not in first and o.side == "Ask"
+                                 for o in fake.open_orders())), "no counter-order after the fill"
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=20)
     finally:
@@ -651,7 +918,7 @@ def test_runner_trades_through_the_adapter(fake, tmp_path):
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, out
-    assert fake.venue.open_orders() == []  # on_stop=cancel went through the adapter too
+    assert fake.open_orders() == []  # on_stop=cancel went through the adapter too
     assert SECRET not in out and PUB not in out
 
 

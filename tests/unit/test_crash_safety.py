@@ -117,7 +117,7 @@ def _check_books(path: Path) -> None:
             assert (f[1], f[2], f[3], f[4], f[5], f[6]) == (v[1], v[2], v[3], v[4], v[5], v[6])
     # 2. every order the venue ever saw was written down first (no unrecorded or duplicate placement)
     recorded = {r[0]: r for r in db.execute("SELECT client_id, side, price, qty, status FROM orders")}
-    for cid, side, price, qty, filled, status in venue["orders"]:
+    for cid, side, price, qty, filled, status, *_ in venue["orders"]:
         assert cid in recorded, f"venue order {cid} was never recorded as an intent"
         r = recorded[cid]
         assert (r[1], D(r[3])) == (side, D(qty))

@@ -30,7 +30,7 @@ def test_disk_full_stops_trading_applies_on_stop_and_fails_with_one_line(tmp_pat
     cfg = cfgmod.parse_config(json.dumps({**CFG, "on_stop": on_stop}), "x.json")
     store = Store.open(tmp_path)
     ex = open_exchange(cfg, tmp_path)
-    bot = runner.Bot("x", cfg, store, ex, Notifier(address=""), tmp_path)
+    bot = runner.Bot("x", cfg, store, ex, Notifier(address=""), tmp_path, runner.store_epochs(store))
 
     async def main():
         task = asyncio.ensure_future(runner.run_guarded(bot))

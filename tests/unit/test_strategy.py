@@ -190,6 +190,52 @@ def test_a_fill_made_before_the_trigger_cancel_landed_still_counts():
     assert s2.to_dict() == s.to_dict()
 
 
+def _closing(base=D(5)):
+    """Stop-loss fired, every cancel landed: returns the state and its close order."""
+    s, orders = _running(base=base, stop_loss=D(80), sell_on_trigger=True)
+    s, out = st.step(s, st.Tick(D(80)))
+    for c in out:
+        s, more = st.step(s, st.Cancelled(c.client_id))
+    (close,) = more
+    return s, close
+
+
+def test_the_close_sells_only_the_grids_own_budget():
+    s, close = _closing(base=D(2))  # base_investment 2 (the account may hold any amount more)
+    assert close.qty == D(2) and s.closing == "pending: sent" and "close pending" in s.note
+
+
+def test_a_rejected_close_stays_pending_and_is_retried_capped_by_what_the_venue_holds():
+    s, close = _closing()
+    assert close.qty == D(5)
+    s, out = st.step(s, st.Rejected(close.client_id, "insufficient SOL"))
+    assert out == [] and s.closing == "pending: rejected, retrying" and "close pending" in s.note
+    s = st.GridState.from_dict(json.loads(json.dumps(s.to_dict())))  # survives a restart
+    assert s.close_retry
+    s, out = st.step(s, st.CloseRetry(D("3.456")))
+    (retry,) = out
+    assert isinstance(retry, st.Market) and retry.qty == D("3.45") and retry.client_id != close.client_id
+    assert s.closing == "pending: sent"
+    s, out = st.step(s, st.Filled(retry.client_id, D("3.45"), D(80), D(0), "USDC", "c1"))
+    assert s.closing == "" and s.note.startswith("close done") and s.inventory == D("1.55")
+    assert st.step(s, st.CloseRetry(D(100)))[1] == []  # nothing pending: nothing sent
+
+
+def test_a_close_refused_every_time_is_given_up_with_a_note():
+    s, close = _closing()
+    cid = close.client_id
+    for _ in range(st.MAX_REJECTS):
+        s, _ = st.step(s, st.Rejected(cid, "market closed"))
+        s, (again,) = st.step(s, st.CloseRetry(D(5)))
+        cid = again.client_id
+    s, _ = st.step(s, st.Rejected(cid, "market closed"))
+    assert not s.close_retry and s.closing == "" and s.note.startswith("close given up after 4 rejections")
+    s, close = _closing()
+    s, _ = st.step(s, st.Rejected(close.client_id, "insufficient SOL"))
+    s, out = st.step(s, st.CloseRetry(D("0.001")))  # the venue holds less than one order's minimum
+    assert out == [] and s.closing == "" and s.note.startswith("close given up")
+
+
 def test_take_profit_cancels_and_keeps_base_when_configured():
     s, orders = _running(take_profit=D(120))
     s, out = st.step(s, st.Tick(D(120)))
@@ -213,12 +259,42 @@ def test_stop_with_cancel_parks_and_resume_replaces_remaining_qty():
     assert again[(Side.buy, D(95))] == D("0.7") and len(again) == 4
 
 
-def test_client_ids_are_unique_u32_and_wrap():
-    s = st.init(params(), D(5))
-    s.next_cid = 0xFFFFFFFF - 1
+def test_client_ids_of_two_epochs_never_collide_and_fit_a_u32():
+    ids = {}
+    for epoch in (1, 2, st.EPOCH_MAX):
+        s = st.init(params(), D(5), epoch=epoch)
+        s, out = st.step(s, st.Tick(D(100)))
+        s, more = st.step(s, st.Rejected(places(out)[0].client_id, "x"))
+        s, more = st.step(s, st.Tick(D(100)))  # the retry takes a fresh id too
+        ids[epoch] = {p.client_id for p in places(out) + places(more)}
+        assert len(ids[epoch]) == 5
+        assert all(c >> st.COUNTER_BITS == epoch and 1 <= c <= 0xFFFFFFFF for c in ids[epoch])
+    assert not ids[1] & ids[2] and not ids[2] & ids[st.EPOCH_MAX] and not ids[1] & ids[st.EPOCH_MAX]
+    with pytest.raises(ValueError):
+        st.init(params(), D(0), epoch=st.EPOCH_MAX + 1)
+    with pytest.raises(ValueError):
+        st.init(params(), D(0), epoch=0)
+
+
+def test_counter_exhaustion_needs_a_new_epoch_and_never_wraps():
+    s = st.init(params(), D(5), epoch=3)
+    assert not st.needs_epoch(s)
+    s.next_cid = st.COUNTER_MAX - st.EPOCH_HEADROOM + 1
+    assert st.needs_epoch(s)  # the runner feeds NewEpoch before the next step
+    s.next_cid = st.COUNTER_MAX - 1  # a runner that did not: the machine refuses rather than reuse an id
+    with pytest.raises(RuntimeError, match="exhausted"):
+        st.step(s, st.Tick(D(100)))
+    s = st.init(params(), D(5), epoch=3)
+    s.next_cid = st.COUNTER_MAX - 1
+    s, _ = st.step(s, st.NewEpoch(9))
+    assert not st.needs_epoch(s) and (s.epoch, s.next_cid) == (9, 1)
     s, out = st.step(s, st.Tick(D(100)))
-    ids = [p.client_id for p in places(out)]
-    assert len(set(ids)) == 4 and all(1 <= i <= 0xFFFFFFFF for i in ids)
+    assert sorted(p.client_id for p in places(out)) == [st.client_id(9, c) for c in range(1, 5)]
+    d = st.GridState.from_dict(json.loads(json.dumps(s.to_dict())))
+    assert (d.epoch, d.next_cid) == (9, 5)  # the allocation persists
+    legacy = s.to_dict()
+    del legacy["epoch"]  # a state saved before epochs: the runner must give it one first
+    assert st.needs_epoch(st.GridState.from_dict(legacy))
 
 
 def test_serialization_round_trip_is_lossless():
@@ -241,13 +317,16 @@ class Sim:
     """Drives strategy and PaperVenue together the way the runner does (tick first, then fills; after a
     cancel, the fills the venue made before it count first)."""
 
-    def __init__(self, p: st.Params, start: D, quote: D, maker: D, liquidity) -> None:
+    def __init__(self, p: st.Params, start: D, quote: D, maker: D, liquidity, user_base: D = D(0),
+                 epoch: int = 1) -> None:
         self.market = Market("SOL_USDC", "SOL", "USDC", TICK, p.step, p.min_qty)
-        self.v = PaperVenue(self.market, {"USDC": quote}, maker, D("0.001"), liquidity_per_tick=liquidity,
-                            clock=lambda: 0)
-        self.init_quote = quote
+        # user_base: SOL the user holds on the same account; none of it is the grid's
+        self.v = PaperVenue(self.market, {"USDC": quote, "SOL": user_base}, maker, D("0.001"),
+                            liquidity_per_tick=liquidity, clock=lambda: 0)
+        self.init_quote, self.user_base = quote, user_base
         self.v.set_price(start)
-        self.s = st.init(p, D(0))
+        self.s = st.init(p, D(0), epoch)
+        self.ids: set[int] = set()
         self.rejects: list[str] = []
         self.fills_seen: list = []
         self.fed: set[str] = set()
@@ -267,6 +346,9 @@ class Sim:
         q = deque(intents)
         while q:
             it = q.popleft()
+            if not isinstance(it, st.Cancel):  # every id is new and carries the state's epoch
+                assert it.client_id not in self.ids and it.client_id >> st.COUNTER_BITS == self.s.epoch
+                self.ids.add(it.client_id)
             try:
                 if isinstance(it, st.Place):
                     self.v.place_limit(it.side, it.price, it.qty, it.client_id)
@@ -312,9 +394,10 @@ class Sim:
         sells = [f for f in self.fills_seen if f.side is Side.sell]
         base_flow = sum((f.qty for f in buys), D(0)) - sum((f.qty for f in sells), D(0))
         quote_flow = sum((f.qty * f.price for f in sells), D(0)) - sum((f.qty * f.price for f in buys), D(0))
-        assert bal["SOL"].total + v.fees_collected["SOL"] == base_flow
+        assert bal["SOL"].total + v.fees_collected["SOL"] == self.user_base + base_flow
         assert bal["USDC"].total + v.fees_collected["USDC"] == self.init_quote + quote_flow
-        assert s.base_delta == bal["SOL"].total
+        assert s.base_delta == bal["SOL"].total - self.user_base
+        assert bal["SOL"].total >= self.user_base  # the grid never sold the user's coins, a close included
         assert s.quote_delta == bal["USDC"].total - self.init_quote
         # 2. reservations equal what the open orders need
         opens = v.open_orders()
@@ -360,23 +443,26 @@ def scenarios(draw):
     maker = draw(hs.sampled_from([D(0), D("0.0008"), D("0.002")]))
     liquidity = draw(hs.sampled_from([None, None, D("0.05"), D("0.3")]))
     stops = draw(hs.booleans())
+    user_base = draw(hs.sampled_from([D(0), D(0), D(10)]))
+    epoch = draw(hs.integers(1, st.EPOCH_MAX))
     start = (lower + (upper - lower) * draw(hs.decimals(D(0), D(1), places=2))).quantize(TICK)
     # a move is a relative price change; None is a service restart (on_stop=cancel, snapshot, resume)
     moves: list = draw(hs.lists(hs.floats(-0.03, 0.03), min_size=30, max_size=200))
     for i in draw(hs.lists(hs.integers(0, len(moves) - 1), max_size=4)):
         moves[i] = None
-    return lower, upper, levels, geometric, qty, maker, liquidity, stops, start, moves
+    return lower, upper, levels, geometric, qty, maker, liquidity, stops, start, moves, user_base, epoch
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_invariants_hold_over_random_price_paths(sc):
-    lower, upper, levels, geometric, qty, maker, liquidity, stops, start, moves = sc
+    lower, upper, levels, geometric, qty, maker, liquidity, stops, start, moves, user_base, epoch = sc
     lv = tick_levels(price_lines(lower, upper, levels, geometric), TICK)
     p = st.Params(lv.buy, lv.sell, qty, D("0.01"), D("0.01"), "SOL", "USDC",
                   stop_loss=(lower * D("0.8")).quantize(TICK) if stops else None,
                   take_profit=(upper * D("1.2")).quantize(TICK) if stops else None, sell_on_trigger=stops)
-    sim = Sim(p, start, quote=qty * upper * (levels + 2) * 3, maker=maker, liquidity=liquidity)
+    sim = Sim(p, start, quote=qty * upper * (levels + 2) * 3, maker=maker, liquidity=liquidity, user_base=user_base,
+              epoch=epoch)
     sim.check()
     price = start
     for r in moves:
