@@ -205,7 +205,8 @@ def test_restart_of_a_changed_paper_grid_says_what_the_bot_will_do(box, make_ins
     make_instance("chg_p")
     box.gridbot("start", "chg_p", check=True)
     wait_for(lambda: " orders | " in box.show("gridbot@chg_p.service", "StatusText")["StatusText"])
-    box.put("/etc/gridbot/chg_p.json", paper_config(low=120, high=220))
+    # only the grid changes: a changed paper start price would rebuild the simulated venue (a fresh grid)
+    box.put("/etc/gridbot/chg_p.json", paper_config(low=120, high=220, paper={"price": {"start_price": 150, "interval_s": 0.5}}))
     r = box.gridbot("restart", "chg_p")  # paper: shown, not asked
     assert r.returncode == 0, r.stderr
     out = r.stdout
