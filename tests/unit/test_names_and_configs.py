@@ -408,3 +408,27 @@ def test_status_port_flood_is_silent(caplog):
         dropped = _serve({}, client)
     assert dropped > 0
     assert not [r for r in caplog.records if r.levelno >= 30], [r.getMessage() for r in caplog.records]
+
+
+def test_web_is_reserved_its_user_is_the_dashboards():
+    """User=gridbot-%i: an instance `web` would run as the static gridbot-web user (the dashboard's)."""
+    with pytest.raises(UsageError, match="reserved"):
+        check_name("web")
+    assert check_name("web1") == "web1"
+    rules = (Path(__file__).resolve().parents[2] / "packaging" / "50-gridbot.rules").read_text()
+    assert 'm[1] != "web"' in rules
+
+
+def test_state_dir_of_a_dynamic_user_instance(tmp_path, monkeypatch):
+    """The state is under private/ (systemd's symlink or nothing at all in the old place); an old
+    static-user directory not yet moved is used where it is."""
+    root = tmp_path / "gridbot"
+    root.mkdir()
+    monkeypatch.setattr(fleet.Context, "state_root", property(lambda self: root))
+    ctx = fleet.Context()
+    assert ctx.state_dir("a") == tmp_path / "private" / "gridbot" / "a"
+    (tmp_path / "private" / "gridbot" / "a").mkdir(parents=True)
+    (root / "a").symlink_to("../private/gridbot/a")
+    assert ctx.state_dir("a") == tmp_path / "private" / "gridbot" / "a"
+    (root / "old").mkdir()
+    assert ctx.state_dir("old") == root / "old"
