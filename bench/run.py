@@ -313,14 +313,19 @@ class Bench:
         self.section(f"cost of the sandbox: {n} simultaneous starts (systemctl start, jobs queued together)")
         names = self.configs("sbx", n, interval=1.0)
         tmpl = self.sh("cat /etc/systemd/system/gridbot@.service")
-        keep = ("Description", "ExecStart", "Type", "NotifyAccess", "User", "Group", "StateDirectory",
+        keep = ("Description", "ExecStart", "Type", "NotifyAccess", "DynamicUser", "User", "Group", "StateDirectory",
                 "ConfigurationDirectory", "Environment", "Restart", "RestartSec", "RestartPreventExitStatus",
                 "TimeoutStopSec", "WatchdogSec", "ExecReload")
         plain = "\n".join(ln for ln in tmpl.splitlines() if ln.startswith("[") or ln.split("=", 1)[0] in keep)
         self.box.put("/etc/systemd/system/gridbotplain@.service", plain + "\n")
         # the live drop-in exactly as `gridbot credentials set` writes it (encrypted key), once;
         # the same ciphertext serves every instance (its name inside is "backpack", not the instance)
+        # (credentials are for live configs only: names[0] is live for that one command)
+        conf = f"/etc/gridbot/{names[0]}.json"
+        paper = self.sh(f"cat {conf}")
+        self.box.put(conf, json.dumps({**json.loads(paper), "exchange": "backpack"}))
         self.box.gridbot("credentials", "set", names[0], input=json.dumps(TEST_KEYS), check=True)
+        self.box.put(conf, paper)
         first = f"/etc/systemd/system/gridbot@{names[0]}.service.d/50-live.conf"
         dropin = self.sh(f"cat {first}")
         cred = re.search(r"^LoadCredential\S*=backpack:(\S+)$", dropin, re.M).group(1)

@@ -1,7 +1,9 @@
 """Reading, validating and installing instance configs. The only place that sees ValidationError."""
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -214,19 +216,84 @@ def suggest_key(path: tuple[str, ...]) -> str:
     return ""
 
 
-def load_file(path: Path, *, feasible: bool = False) -> "GridConfig":
+def read_regular(path: Path, limit: int = MAX_CONFIG_BYTES) -> bytes:
+    """The bytes of ``path``, read once: the final component is never followed if it is a symlink,
+    anything but a regular file (FIFO, device, directory) is refused without blocking, and a file
+    over ``limit`` is refused. Callers parse and install exactly these bytes, never a second read."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
     try:
-        with open(path, "rb") as f:
-            text = f.read(MAX_CONFIG_BYTES + 1)
+        fd = os.open(path, flags)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, not a config file") from None
     except PermissionError:
         raise PermissionDenied(f"cannot read {path}: permission denied (needs root: sudo)") from None
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ConfigError(f"{path}: is a symlink; give the file itself") from None
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-    return parse_config(text, str(path), feasible=feasible)
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise ConfigError(f"{path}: is a directory, not a config file")
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{path}: not a regular file (FIFO, socket or device); refusing to read it")
+        if st.st_size > limit:
+            raise ConfigError(f"{path}: file is larger than {limit} bytes; not a gridbot config")
+        chunks, total = [], 0
+        while total <= limit:
+            chunk = os.read(fd, limit + 1 - total)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > limit:
+        raise ConfigError(f"{path}: file is larger than {limit} bytes; not a gridbot config")
+    return data
+
+
+def read_and_parse(path: Path, *, feasible: bool = False) -> "tuple[bytes, GridConfig]":
+    """One read of ``path`` and the config those very bytes hold (``feasible``: see parse_config)."""
+    data = read_regular(path)
+    return data, parse_config(data, str(path), feasible=feasible)
+
+
+def load_file(path: Path, *, feasible: bool = False) -> "GridConfig":
+    return read_and_parse(path, feasible=feasible)[1]
+
+
+SERVICE_GROUP = "gridbot"  # every instance's group (DynamicUser= gives each its own uid)
+
+
+def service_readable(path: Path) -> None:
+    """Raise ConfigError unless a bot (its own dynamic uid, group ``gridbot``) can read
+    ``path``: the file world- or gridbot-group-readable, every directory above it searchable."""
+    try:
+        import grp
+
+        gid: int | None = grp.getgrnam(SERVICE_GROUP).gr_gid
+    except (KeyError, ImportError):
+        gid = None
+
+    def allowed(st: os.stat_result, other: int, group: int) -> bool:
+        return bool(st.st_mode & other) or (gid is not None and st.st_gid == gid and bool(st.st_mode & group))
+
+    try:
+        st = os.stat(path)
+        if not allowed(st, stat.S_IROTH, stat.S_IRGRP):
+            raise ConfigError(f"{path}: the bot cannot read it (mode {stat.S_IMODE(st.st_mode):04o}; it runs as its "
+                              f"own user): `chmod 0644 {path}`")
+        for d in Path(os.path.abspath(path)).parents:
+            st = os.stat(d)
+            if not allowed(st, stat.S_IXOTH, stat.S_IXGRP):
+                raise ConfigError(f"{path}: the bot cannot reach it: directory {d} has mode "
+                                  f"{stat.S_IMODE(st.st_mode):04o} (`chmod o+x {d}`)")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot check ({exc.strerror})") from None
 
 
 def load(name: str, directory: Path, *, feasible: bool = False) -> "GridConfig":

@@ -6,7 +6,6 @@ clashes) happens here *before* the first D-Bus call, so a bad request changes no
 from __future__ import annotations
 
 import contextlib
-import filecmp
 import os
 import shutil
 import subprocess
@@ -20,7 +19,7 @@ from . import account as acct
 from . import config as cfgmod
 # the account's shared rate limit and what one bot polls: one set of figures, enforced by the bot itself
 from .account import ACCOUNT_REQUESTS_PER_MIN, poll_budget, requests_per_min
-from ._units import TEMPLATE, check_name, instance_of, unit_name
+from ._units import PREFIX, SUFFIX, TEMPLATE, check_name, instance_of, unit_name
 from .errors import ConfigError, GridbotError, InstanceNotFound, JobFailed, NotRunning, PermissionDenied, UsageError
 from .systemd import Manager, UnitRow, enabled_instances, unit_dirs
 
@@ -41,11 +40,29 @@ class Context:
         return cfgmod.config_dir(self.user)
 
     @property
+    def service_reads(self) -> bool:
+        """Whether bots of another uid read this config directory (the system one, DynamicUser=):
+        then a config must be readable by them, not only by the root who validates it."""
+        return not self.user and self.config_dir == cfgmod.SYSTEM_CONFIG_DIR
+
+    @property
     def state_root(self) -> Path:
         if self.user:
             base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
             return Path(base) / "gridbot"
         return Path("/var/lib/gridbot")
+
+    def state_dir(self, name: str) -> Path:
+        """Where NAME's state really is. A system instance runs as its own dynamic user:
+        StateDirectory=gridbot/NAME lives in /var/lib/private/gridbot/NAME, and systemd leaves
+        /var/lib/gridbot/NAME as a symlink to it. A state from before per-instance users is still
+        the directory /var/lib/gridbot/NAME itself until the instance's next start moves it."""
+        if self.user:
+            return self.state_root / name
+        old = self.state_root / name
+        if not old.is_symlink() and os.path.isdir(old):
+            return old
+        return self.state_root.parent / "private" / self.state_root.name / name
 
     @property
     def unit_dir(self) -> Path:
@@ -74,44 +91,44 @@ def resolve(ctx: Context, names: Iterable[str], paths: Iterable[Path] = ()) -> l
 def require_configs(ctx: Context, names: list[str]) -> None:
     """InstanceNotFound (the same exit code on every verb) for a name without a config file."""
     for n in names:
-        if not cfgmod.config_path(n, ctx.config_dir).exists():
+        if not os.path.lexists(cfgmod.config_path(n, ctx.config_dir)):
             raise InstanceNotFound(f"no such instance '{n}': no {cfgmod.config_path(n, ctx.config_dir)}")
 
 
 def validate(ctx: Context, names: list[str], *, feasible: bool = False) -> dict[str, "GridConfig"]:
     """Load and validate each config (ConfigError names the file and field); ``feasible``: and that
-    the grid will trade (gridbot.feasibility, the checks the bot runs at start)."""
+    the grid will trade (gridbot.feasibility, the checks the bot runs at start). System instances run
+    as their own user: a config that user cannot read is refused here, not after the bot exits 78."""
     require_configs(ctx, names)
-    good, bad = try_load(((n, cfgmod.config_path(n, ctx.config_dir)) for n in names), feasible=feasible)
+    good, bad = try_load(((n, cfgmod.config_path(n, ctx.config_dir)) for n in names),
+                         readable=ctx.service_reads, feasible=feasible)
     if bad:  # every file's errors at once, not the first file's only
         raise ConfigError("; ".join(bad[n] for n in names if n in bad))
     return {n: good[n] for n in names}
 
 
-def try_load(sources: Iterable[tuple[str, Path]], *, feasible: bool = False,
+def try_load(sources: Iterable[tuple[str, Path]], readable: bool = False, *, feasible: bool = False,
              ) -> tuple[dict[str, "GridConfig"], dict[str, str]]:
-    """Load (name, path) pairs without stopping at the first bad one: (valid, name -> error)."""
+    """Load (name, path) pairs without stopping at the first bad one: (valid, name -> error).
+    ``readable``: also require that the instance's own user can read the file (installed configs)."""
     good, bad = {}, {}
     for name, path in sources:
         try:
             good[name] = cfgmod.load_file(path, feasible=feasible)
+            if readable:
+                cfgmod.service_readable(path)
         except ConfigError as exc:
+            good.pop(name, None)
             bad[name] = str(exc)
     return good, bad
 
 
 def require_files(paths: Iterable[Path]) -> None:
-    """``-c PATH`` that is not there is a command-line mistake (exit 2, as Click's own path checks)."""
+    """``-c PATH`` that is not there is a command-line mistake (exit 2, as Click's own path checks).
+    Whatever is there (a symlink, a FIFO, a directory) is refused by ``config.read_regular``."""
     for path in paths:
-        if not Path(path).is_file():
+        if not os.path.lexists(path):
             raise UsageError(f"-c {path}: no such config file")
-
-
-def check_files(paths: list[Path]) -> None:
-    """``start -c``: every file valid and feasible before any is installed (install_configs copies)."""
-    require_files(paths)
-    for path in paths:
-        cfgmod.load_file(path, feasible=True)
 
 
 def load_all(ctx: Context, skip: Iterable[str] = (), *, feasible: bool = False,
@@ -119,7 +136,8 @@ def load_all(ctx: Context, skip: Iterable[str] = (), *, feasible: bool = False,
     """Every config in the directory but ``skip``: (valid ones, name -> error for invalid ones)."""
     skipped = set(skip)
     return try_load(((n, cfgmod.config_path(n, ctx.config_dir))
-                     for n in cfgmod.list_names(ctx.config_dir) if n not in skipped), feasible=feasible)
+                     for n in cfgmod.list_names(ctx.config_dir) if n not in skipped),
+                    readable=ctx.service_reads, feasible=feasible)
 
 
 def check_clashes(configs: dict[str, "GridConfig"]) -> None:
@@ -151,39 +169,109 @@ def check_clashes(configs: dict[str, "GridConfig"]) -> None:
         raise ConfigError("clash: " + "; ".join(problems))
 
 
-def preflight(ctx: Context, names: list[str]) -> dict[str, "GridConfig"]:
+def preflight(ctx: Context, names: list[str], incoming: Iterable["Incoming"] = ()) -> dict[str, "GridConfig"]:
     """Before start/restart/enable: valid configs, no clash with any other configured instance,
-    and live instances have credentials. Raises before anything is sent to systemd."""
-    configs = validate(ctx, names, feasible=True)
+    and live instances have credentials; the grids are feasible. ``incoming`` (from ``start -c``,
+    read and checked once by read_incoming) stand in for the installed configs of their names:
+    checked as if installed, before they are. Raises before anything is written or sent to systemd."""
+    new = {i.name: i.cfg for i in incoming}
+    configs = {**validate(ctx, [n for n in names if n not in new], feasible=True),
+               **{n: new[n] for n in names if n in new}}
     others, _bad = load_all(ctx, skip=configs)
     check_clashes({**others, **configs})
     check_credentials(ctx, configs)
     return configs
 
 
-def install_configs(ctx: Context, paths: list[Path], force: bool = False) -> list[str]:
-    """``start -c path/NAME.json``: validate every file, then copy them into the config directory.
+@dataclass(frozen=True)
+class Incoming:
+    """A ``-c PATH`` config, read once: exactly these bytes are validated and installed."""
 
-    All checks (name, content, an existing different file without ``force``) pass before the first
-    copy, so a bad file among several installs none; each copy is atomic.
+    name: str
+    path: Path
+    target: Path
+    data: bytes
+    cfg: "GridConfig"
+    changed: bool  # differs from (or there is no) installed config
+
+
+def read_incoming(ctx: Context, paths: list[Path], force: bool = False) -> list[Incoming]:
+    """``start -c path/NAME.json``: read and validate every file, once each; writes nothing.
+
+    An existing different config needs ``force``. ``install`` writes the very bytes checked here.
     """
-    names: list[str] = []
-    plan = []
+    out: list[Incoming] = []
     for path in paths:
         name = resolve(ctx, [], [path])[0]
-        if name in names:
+        if any(i.name == name for i in out):
             raise UsageError(f"-c {path}: two config files for instance '{name}'")
-        names.append(name)
-        cfgmod.load_file(path)
+        require_files([path])
+        data, cfg = cfgmod.read_and_parse(path, feasible=True)
         target = cfgmod.config_path(name, ctx.config_dir)
-        if target.exists() and path.resolve() == target.resolve():
-            continue
-        if target.exists() and not filecmp.cmp(path, target, shallow=False) and not force:
+        try:
+            current: Optional[bytes] = cfgmod.read_regular(target)
+        except ConfigError:
+            current = None
+            if os.path.lexists(target) and not force:
+                raise UsageError(f"{target} exists but is not a readable regular file; use --force to replace it") from None
+        if current is not None and current != data and not force:
             raise UsageError(f"{target} exists and differs from {path}; use --force to replace it")
-        plan.append((target, path.read_bytes()))
-    for target, data in plan:
+        out.append(Incoming(name, Path(path), target, data, cfg, current != data))
+    return out
+
+
+def install(incoming: Iterable[Incoming]) -> None:
+    """Write the checked bytes (atomically, world-readable: configs hold no secrets)."""
+    for i in incoming:
+        if i.changed:
+            _replace_file(i.target, i.data)
+
+
+NEW_CONFIG = b"""{
+  "$schema": "https://gridbot.invalid/schema/config.json",
+  "exchange": "paper",
+  "symbol": "SOL_USDC",
+  "lower_price": 100,
+  "upper_price": 200,
+  "levels": 10,
+  "qty_per_level": 0.1
+}
+"""
+
+
+def edit_config(ctx: Context, name: str, editor: Callable[[Path], int], again: Callable[[str], bool]) -> bool:
+    """``gridbot edit NAME``, as ``visudo``/``systemctl edit`` do it: the editor gets a private copy,
+    the result is read once, validated and clash-checked, and only then installed atomically.
+    A bad result keeps the installed file (``again(why)`` may send the user back to the editor).
+    Returns whether the config changed."""
+    target = cfgmod.config_path(name, ctx.config_dir)
+    original: Optional[bytes] = cfgmod.read_regular(target) if os.path.lexists(target) else None
+    tmpdir = tempfile.mkdtemp(prefix="gridbot-edit-")  # 0700: only we (and root) see the draft
+    draft = Path(tmpdir) / f"{name}.json"
+    try:
+        draft.write_bytes(original if original is not None else NEW_CONFIG)
+        while True:
+            rc = editor(draft)
+            if rc != 0:
+                raise UsageError(f"the editor exited with status {rc}; {target} unchanged")
+            data = cfgmod.read_regular(draft)
+            if data == original:
+                return False
+            try:
+                cfg = cfgmod.parse_config(data, str(target), feasible=True)
+                others, _bad = load_all(ctx, skip=[name])
+                check_clashes({**others, name: cfg})
+                break
+            except ConfigError as exc:
+                if not again(str(exc)):
+                    raise ConfigError(f"{exc}; {target} unchanged") from None
+        now = cfgmod.read_regular(target) if os.path.lexists(target) else None
+        if now != original:
+            raise UsageError(f"{target} changed while you were editing; {target} unchanged, run `gridbot edit {name}` again")
         _replace_file(target, data)
-    return names
+        return True
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def _replace_file(target: Path, data: bytes) -> None:
@@ -191,10 +279,17 @@ def _replace_file(target: Path, data: bytes) -> None:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fchmod(out.fileno(), 0o644)
+                os.fsync(out.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
     except PermissionError:
         raise PermissionDenied(f"cannot write {target}: permission denied (needs root: sudo)") from None
 
@@ -207,21 +302,51 @@ def _dropin_path(ctx: Context, name: str) -> Path:
     return ctx.unit_dir / f"{unit_name(name)}.d" / LIVE_DROPIN
 
 
-def set_credentials(ctx: Context, name: str, api_key: str, api_secret: str) -> Path:
+# What a live bot may never reach unless the operator allows it (`credentials set --allow CIDR`):
+# link-local (cloud metadata at 169.254.169.254, fe80::/10), AWS's IPv6 metadata address, and the
+# private, shared and unique-local ranges of the host's own networks. IPAddressAllow= wins over
+# IPAddressDeny=, so the template's `localhost` stays reachable (the status port, a local proxy).
+LIVE_DENY = ("link-local", "169.254.0.0/16", "fd00:ec2::254/128", "10.0.0.0/8", "172.16.0.0/12",
+             "192.168.0.0/16", "100.64.0.0/10", "fc00::/7", "multicast")
+
+
+def live_dropin(name: str, directive: str, allow: Iterable[str] = ()) -> str:
+    """The drop-in text of a live instance: deny list, operator's exceptions, credential line."""
+    import ipaddress
+
+    nets = []
+    for i, a in enumerate(allow, 1):
+        try:
+            nets.append(str(ipaddress.ip_network(a, strict=False)))
+        except ValueError:  # not echoed: it may be anything pasted in the wrong place
+            raise UsageError(f"--allow (#{i}): not an IP address or CIDR network") from None
+    lines = [f"# written by `gridbot credentials set {name}`: a live instance may reach public addresses",
+             "# (its exchange), not link-local/cloud metadata or private ranges, and gets its API keys",
+             "# as a systemd credential.", "[Service]", "IPAddressDeny=", "IPAddressDeny=" + " ".join(LIVE_DENY)]
+    if nets:
+        lines.append("# allowed by the operator (--allow)")
+        lines.append("IPAddressAllow=" + " ".join(nets))
+    lines.append(directive)
+    return "\n".join(lines) + "\n"
+
+
+def set_credentials(ctx: Context, name: str, api_key: str, api_secret: str, allow: Iterable[str] = ()) -> Path:
     """Store the keys root-only (encrypted where the host can), then give the instance a drop-in
-    that loads them and lifts the template's loopback-only network rule. Nothing else changes."""
+    that loads them and opens the network to public addresses. Only for a live config: a paper
+    instance needs no keys, and the drop-in would open its network for nothing."""
     from . import credentials
 
     if ctx.user:
         raise UsageError("credentials are system-wide only: use sudo without --user")
     check_name(name)
+    cfg = cfgmod.load(name, ctx.config_dir)
+    if cfg.exchange == "paper":
+        raise ConfigError(f"{name} is a paper instance: it needs no credentials (set \"exchange\" in "
+                          f"{cfgmod.config_path(name, ctx.config_dir)} first)")
+    live_dropin(name, "", allow)  # a bad --allow is refused before the keys are stored
     stored = credentials.store_keys(name, api_key, api_secret)
     directive = credentials.credential_directive(name)
-    dropin = _dropin_path(ctx, name)
-    text = (f"# written by `gridbot credentials set {name}`: a live instance may reach its exchange\n"
-            f"# (the template allows loopback only) and gets its API keys as a systemd credential.\n"
-            f"[Service]\nIPAddressDeny=\n{directive}\n")
-    _replace_file(dropin, text.encode())
+    _replace_file(_dropin_path(ctx, name), live_dropin(name, directive or "", allow).encode())
     with ctx.manager() as m:
         m.reload()
     return stored
@@ -258,7 +383,7 @@ def saved_grid(ctx: Context, name: str) -> tuple[Optional[dict], Optional[dict]]
     import json
     import sqlite3
 
-    db = ctx.state_root / name / "gridbot.sqlite"
+    db = ctx.state_dir(name) / "gridbot.sqlite"
     try:
         if not db.is_file():  # the state directory is 0700: an operator cannot look (PermissionError)
             return None, None
@@ -274,7 +399,8 @@ def saved_grid(ctx: Context, name: str) -> tuple[Optional[dict], Optional[dict]]
 
 
 def unreadable_state(ctx: Context, name: str) -> bool:
-    """The state directory exists but this user cannot read it (0700, owned by gridbot)."""
+    """The state directory exists but this user cannot read it (0700, owned by the instance's own
+    user, under the root-only /var/lib/private)."""
     d = ctx.state_root / name
     try:
         return d.is_dir() and not os.access(d, os.R_OK | os.X_OK)
@@ -370,15 +496,41 @@ def require_known(ctx: Context, names: list[str]) -> None:
         known(ctx, m, names)
 
 
-def instances_in_state(ctx: Context, *states: str) -> list[str]:
+def active(ctx: Context, names: list[str]) -> list[str]:
+    """Those of ``names`` whose unit is running (active, activating or reloading)."""
     with ctx.manager() as m:
-        return [r.name for r in m.rows(m.loaded_instances(), set()) if r.active_state in states]
+        return [r.name for r in m.rows(names, set()) if r.active_state in ("active", "activating", "reloading")]
 
 
-def stop_all(ctx: Context, timeout: float) -> list[str]:
-    """One job on gridbot.target; PartOf= propagates the stop to every instance."""
+def valid_names(names: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(names gridbot accepts, names it would refuse): a unit like ``gridbot@--help.service`` that
+    someone loaded is skipped by commands over all instances, never passed on, never fatal."""
+    good, bad = [], []
+    for n in names:
+        try:
+            good.append(check_name(n))
+        except UsageError:
+            bad.append(n)
+    return good, bad
+
+
+def instances_in_state(ctx: Context, *states: str, skipped: Optional[list[str]] = None) -> list[str]:
+    """Loaded instances in one of ``states``; units with a name gridbot refuses go to ``skipped``."""
     with ctx.manager() as m:
-        before = [r.name for r in m.rows(m.loaded_instances(), set())
+        good, bad = valid_names(m.loaded_instances())
+        if skipped is not None:
+            skipped.extend(f"{PREFIX}{n}{SUFFIX}" for n in bad)
+        return [r.name for r in m.rows(good, set()) if r.active_state in states]
+
+
+def stop_all(ctx: Context, timeout: float, foreign: Optional[list[str]] = None) -> list[str]:
+    """One job on gridbot.target; PartOf= propagates the stop to every instance. Loaded units with a
+    name gridbot refuses go to ``foreign`` (named, never reported as gridbot's own)."""
+    with ctx.manager() as m:
+        good, bad = valid_names(m.loaded_instances())
+        if foreign is not None:
+            foreign.extend(f"{PREFIX}{n}{SUFFIX}" for n in bad)
+        before = [r.name for r in m.rows(good, set())
                   if r.active_state in ("active", "activating", "reloading", "deactivating")]
         result = m.stop_target(timeout)
         if result != "done":
@@ -439,10 +591,14 @@ def _unlink(path: Path) -> bool:
 
 def _purge(ctx: Context, name: str) -> list[str]:
     removed = []
-    for state in (ctx.state_root / name, ctx.state_root.parent / "private" / ctx.state_root.name / name):
+    for state in (ctx.state_root / name, ctx.state_dir(name)):
         if state.is_dir() and not state.is_symlink():
             shutil.rmtree(state)
             removed.append(str(state))
+    link = ctx.state_root / name  # systemd's symlink to the dynamic user's state, now dangling
+    if link.is_symlink():
+        link.unlink()
+        removed.append(str(link))
     if not ctx.user:
         from . import credentials
 
@@ -544,7 +700,7 @@ def reset_plan(ctx: Context, name: str) -> ResetPlan:
     if state in RUNNING_STATES:
         raise UsageError(f"{name} is {state}: stop it first (`gridbot stop {name}`); nothing was reset")
     cfg = cfgmod.load(name, ctx.config_dir)
-    state_dir = ctx.state_root / name
+    state_dir = ctx.state_dir(name)
     try:
         entries = sorted(p.name for p in state_dir.iterdir()) if state_dir.is_dir() else []
     except PermissionError:

@@ -9,7 +9,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Where packaging/install.sh writes `gridbot schema`: the examples' "$schema" resolves on the host itself.
 SCHEMA_PATH = "/usr/local/share/gridbot/config.schema.json"
@@ -78,6 +78,32 @@ class BackpackConfig(_Strict):
                          description="label of the API key's subaccount; two instances may not trade one symbol on one account")
     poll_interval_s: Annotated[float, Field(ge=0.2, le=300, allow_inf_nan=False)] = 2.0
 
+    @field_validator("base_url")
+    @classmethod
+    def _https_unless_loopback(cls, v: str) -> str:
+        """Signed requests over plain http could be read or replayed on the way: https, except to
+        this host itself (a local test venue or proxy)."""
+        from urllib.parse import urlsplit
+
+        try:
+            u = urlsplit(v)
+            host, _port = u.hostname or "", u.port
+        except ValueError:
+            raise ValueError("not a valid URL") from None
+        if not host or u.username or u.password:
+            raise ValueError("must be scheme://host[:port][/path], without user or password")
+        if u.scheme == "https":
+            return v
+        if host in ("localhost", "::1") or host.startswith("127."):
+            import ipaddress
+
+            try:
+                if host == "localhost" or ipaddress.ip_address(host).is_loopback:
+                    return v
+            except ValueError:
+                pass
+        raise ValueError("must be https:// (plain http only to loopback: 127.0.0.1, ::1, localhost)")
+
 
 # the config fields that make the bot re-grid on start; anything else SIGHUP may apply
 # (runner and the CLI's restart preview share this one list)
@@ -106,6 +132,8 @@ class GridConfig(_Strict):
     on_trigger: OnTrigger = OnTrigger.cancel
     on_stop: OnStop = OnStop.cancel
     web_port: Optional[Annotated[int, Field(ge=1024, le=65535)]] = None
+    web_balances: bool = Field(default=False, description="also show venue balances on the status port "
+                                                          "(any local user can read it)")
     paper: PaperConfig = PaperConfig()
     backpack: BackpackConfig = BackpackConfig()
 

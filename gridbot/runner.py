@@ -33,6 +33,7 @@ from decimal import Decimal  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING, Any, Callable, Optional  # noqa: E402
 
+from . import _statelock  # noqa: E402
 from . import figures  # noqa: E402
 from . import strategy as st  # noqa: E402
 from .config import config_dir, load  # noqa: E402
@@ -59,13 +60,15 @@ log = logging.getLogger("gridbot")
 SOFT_FIELDS = ("stop_loss", "take_profit", "on_trigger", "on_stop", "schema_ref")
 
 
-def state_dir_for(name: str) -> Path:
-    """$STATE_DIRECTORY (systemd StateDirectory=gridbot/%i), else $GRIDBOT_STATE_DIR/NAME, else ./state/NAME."""
+def state_dir_for(name: str, user: bool = False) -> Path:
+    """$STATE_DIRECTORY (systemd StateDirectory=gridbot/%i), else $GRIDBOT_STATE_DIR/NAME, else the
+    instance's own state directory (/var/lib/gridbot/NAME; with --user ~/.local/state/gridbot/NAME),
+    never ./state in the working directory: a run by hand meets the service's lock there."""
     env = os.environ.get("STATE_DIRECTORY")
     if env:
         return Path(env.split(":")[0])
     base = os.environ.get("GRIDBOT_STATE_DIR")
-    return Path(base) / name if base else Path("state") / name
+    return Path(base) / name if base else _statelock.default_state_dir(name, user)
 
 
 def paper_fingerprint(cfg: GridConfig) -> dict[str, Any]:
@@ -472,7 +475,7 @@ class Bot:
         if self.cfg.web_port:
             from .status_http import StatusServer
 
-            server = StatusServer(self.cfg.web_port, self.snapshot, self.healthy)
+            server = StatusServer(self.cfg.web_port, self.snapshot, self.healthy, show_balances=self.cfg.web_balances)
             try:
                 await server.start()
             except OSError as exc:
@@ -672,6 +675,10 @@ async def _amain(name: str, cfg: GridConfig, state_dir: Path, cfg_dir: Path, cla
     from .account import check_fresh_start, state_is_empty
     from .exchange.factory import open_exchange
 
+    try:  # held until exit: one bot per state directory
+        lock = _statelock.acquire(state_dir, name, by_hand="STATE_DIRECTORY" not in os.environ)
+    except OSError as exc:
+        raise StoreError(f"cannot lock {state_dir}: {exc.strerror or exc}") from None
     store = Store.open(state_dir)
     try:
         # GRIDBOT_PAPER_LATENCY_MS: simulated round trip of paper calls (realism; crash tests use it)
@@ -689,15 +696,31 @@ async def _amain(name: str, cfg: GridConfig, state_dir: Path, cfg_dir: Path, cla
         # paper: the simulated venue is the instance's own account; live: the account's epoch registry
         new_epoch = claim.new_epoch if claim.live else store_epochs(store)
         bot = Bot(name, cfg, store, ex, Notifier(), cfg_dir, new_epoch)
-        return await bot.run()
+        return await run_guarded(bot)
     finally:
         store.close()
+        os.close(lock)
+
+
+async def run_guarded(bot: Bot) -> int:
+    """``bot.run()``; if the state stops being writable (disk full, read-only), no further order can
+    be recorded first, so none is placed: apply on_stop straight through the venue and fail."""
+    try:
+        return await bot.run()
+    except (StoreError, sqlite3.Error) as exc:
+        from ._failsafe import stop_without_store
+
+        bot.stopping = True
+        bot.notifier.stopping("state not writable; stopping")
+        done = await stop_without_store(bot)
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StoreError(f"{first}; stopped placing orders, {done}") from None
 
 
 _early_signals: list[int] = []
 
 
-def main(name: str) -> int:
+def main(name: str, user: bool = False) -> int:
     """Run instance ``name`` until SIGTERM; return the process exit code."""
     # until the loop owns the signals: remember a stop, ignore a reload (the config is read fresh anyway)
     signal.signal(signal.SIGTERM, lambda sig, _: _early_signals.append(sig))
@@ -706,23 +729,34 @@ def main(name: str) -> int:
     setup_logging(logging.DEBUG if os.environ.get("GRIDBOT_DEBUG") else logging.INFO)
     cfg_dir = config_dir()
     try:
-        cfg = load(name, cfg_dir)
+        try:
+            cfg = load(name, cfg_dir)
+        except ConfigError:  # an editor's truncate-then-write caught mid-way: look once more
+            time.sleep(1.0)
+            cfg = load(name, cfg_dir)
     except (ConfigError, UsageError) as exc:
         log.error("not starting: %s", exc)
         return EX_CONFIG
+    if cfg.exchange != "paper":  # it will hold API keys: never in a core dump
+        from ._nodump import forbid_core_dumps
+
+        forbid_core_dumps()
     if cfg.exchange == "paper":  # asyncio imports ssl eagerly; a paper bot never speaks TLS
         sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
     import asyncio
 
     from .account import AccountError, accounts_root, claim
 
-    state_dir = state_dir_for(name)
+    state_dir = state_dir_for(name, user)
     try:  # the account's rules, before anything is opened: one symbol per account, its rate budget
         held = claim(name, cfg, accounts_root(state_dir.parent))
         try:
             return asyncio.run(_amain(name, cfg, state_dir, cfg_dir, held))
         finally:
             held.release()
+    except _statelock.StateLocked as exc:
+        log.error("not starting: %s", exc)
+        return EX_FAIL
     except AccountError as exc:
         log.error("not starting: %s", exc)
         return EX_FAIL if exc.transient else EX_CONFIG

@@ -2,64 +2,108 @@
 
 Plain asyncio streams, no framework: three GET routes do not justify a dependency per bot.
 Bound to loopback only; put a reverse proxy in front if it must be reachable.
+
+Any local user can connect, so the port is built to be hammered without hurting the bot: at most
+``MAX_CONNECTIONS`` at once (more are closed at once), a request head of at most ``MAX_REQUEST``
+bytes read within ``READ_TIMEOUT_S``, at most ``MAX_PER_SECOND`` answers a second, and nothing is
+ever logged per connection (a flood leaves the journal alone; ``dropped`` counts what was cut).
+/api/status shows the instance's grid: symbol, price, phase, open orders, fills, pairs, profit,
+inventory, best bid/ask of the grid, health. Venue balances only with ``web_balances: true``.
 """
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any, Callable
 
-MAX_REQUEST = 8192
+MAX_REQUEST = 4096
+MAX_CONNECTIONS = 16
+MAX_PER_SECOND = 100
+READ_TIMEOUT_S = 2.0
 HOST = "127.0.0.1"
+PRIVATE_KEYS = ("balances",)  # shown only when the operator enables them (web_balances)
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
 
 
 class StatusServer:
     """``snapshot()`` returns the status dict; ``alive()`` says whether the main loop is healthy."""
 
     def __init__(self, port: int, snapshot: Callable[[], dict[str, Any]], alive: Callable[[], bool],
-                 host: str = HOST) -> None:
+                 host: str = HOST, show_balances: bool = False) -> None:
         self.port, self.host = port, host
         self._snapshot, self._alive = snapshot, alive
+        self.show_balances = show_balances
         self._server: asyncio.AbstractServer | None = None
+        self.active = 0
+        self.dropped = 0
+        self._window, self._served = 0, 0
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port, reuse_address=True)
+        self._server = await asyncio.start_server(self._handle, self.host, self.port, reuse_address=True,
+                                                  limit=MAX_REQUEST, backlog=MAX_CONNECTIONS)
 
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
 
+    def _public(self) -> dict[str, Any]:
+        snap = self._snapshot()
+        if not self.show_balances:
+            snap = {k: v for k, v in snap.items() if k not in PRIVATE_KEYS}
+        return snap
+
+    def _admit(self) -> bool:
+        now = int(time.monotonic())
+        if now != self._window:
+            self._window, self._served = now, 0
+        self._served += 1
+        return self.active < MAX_CONNECTIONS and self._served <= MAX_PER_SECOND
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-            line = head.split(b"\r\n", 1)[0].decode("latin-1")
-            parts = line.split()
-            method, path = (parts[0], parts[1].split("?", 1)[0]) if len(parts) >= 2 else ("", "")
-            status, ctype, body = self.route(method, path)
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError, ConnectionError):
-            writer.close()
+        if not self._admit():
+            self.dropped += 1
+            _abort(writer)
             return
-        reason = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}[status]
-        writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
-                     f"Connection: close\r\n\r\n".encode() + body)
+        self.active += 1
         try:
-            await writer.drain()
-        except ConnectionError:
-            pass
-        writer.close()
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT_S)
+            parts = head.split(b"\r\n", 1)[0].decode("latin-1").split()
+            if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+                status, ctype, body = 400, "text/plain", b"bad request\n"
+                method = ""
+            else:
+                method = parts[0]
+                status, ctype, body = self.route(method, parts[1].split("?", 1)[0])
+            writer.write(f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: {ctype}\r\n"
+                         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                         + (b"" if method == "HEAD" else body))
+            await asyncio.wait_for(writer.drain(), READ_TIMEOUT_S)
+        except Exception:  # noqa: BLE001 - a client's garbage or hang-up is never the bot's problem
+            self.dropped += 1
+        finally:
+            self.active -= 1
+            _abort(writer)
 
     def route(self, method: str, path: str) -> tuple[int, str, bytes]:
         if method not in ("GET", "HEAD"):
-            return 405, "text/plain", b"only GET\n"
+            return 405, "text/plain", b"only GET and HEAD\n"
         if path == "/healthz":
             ok = self._alive()
             return (200, "text/plain", b"ok\n") if ok else (503, "text/plain", b"main loop stalled\n")
         if path == "/metrics":
-            return 200, "text/plain; version=0.0.4", metrics_text(self._snapshot()).encode()
+            return 200, "text/plain; version=0.0.4", metrics_text(self._public()).encode()
         if path == "/api/status":
-            return 200, "application/json", json.dumps(self._snapshot(), indent=1).encode() + b"\n"
+            return 200, "application/json", json.dumps(self._public(), indent=1).encode() + b"\n"
         return 404, "text/plain", b"try /healthz, /metrics or /api/status\n"
+
+
+def _abort(writer: asyncio.StreamWriter) -> None:
+    try:
+        writer.close()
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def _label(v: str) -> str:

@@ -29,8 +29,9 @@ rm -rf /usr/local/share/gridbot
 rm -rf /opt/gridbot /run/gridbot
 if [ "$PURGE" = yes ]; then
     rm -rf /etc/gridbot /var/lib/gridbot /var/lib/private/gridbot
-    userdel gridbot 2>/dev/null || true
+    userdel gridbot 2>/dev/null || true   # the static user of versions before DynamicUser=
     userdel gridbot-web 2>/dev/null || true
+    groupdel gridbot 2>/dev/null || true
     groupdel gridbot-ops 2>/dev/null || true
 fi
 [ -d /run/systemd/system ] && systemctl daemon-reload && systemctl reset-failed 'gridbot@*' 2>/dev/null || true

@@ -1,10 +1,11 @@
 """The commands: parse, call ``fleet``, print. No systemd or validation logic lives here."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Iterable, List, Optional
 
 import typer
 
@@ -123,14 +124,25 @@ class _Progress:
         self.shown = True
 
 
-def _jobs(verb: str, method: str, targets: list[str], timeout: float) -> None:
-    """Run the jobs, printing each result the moment its job ends; exit 1 if any failed."""
+def _jobs(verb: str, method: str, targets: list[str], timeout: float, stale: Iterable[str] = ()) -> list[str]:
+    """Run the jobs, printing each result the moment its job ends; exit 1 if any failed.
+
+    ``stale``: instances that were running when ``start -c`` replaced their config; starting a
+    running unit is a no-op, so each is told that its new config applies after a restart. Returns
+    those of them that are still running."""
     progress = _Progress({"started": "starting", "stopped": "stopping", "restarted": "restarting",
                           "reloaded": "reloading"}.get(verb, verb))
-    ok = []
+    stale = set(stale)
+    ok, old = [], []
 
     def done(o: fleet.JobOutcome) -> None:
         progress.clear()
+        if o.ok and o.name in stale:  # the old grid keeps running
+            print(f"{o.name}: already running with its previous config; the new one applies after a restart "
+                  f"(`gridbot restart {o.name}`)", flush=True)
+            old.append(o.name)
+            ok.append(True)
+            return
         ok.append(_report_one(verb, o))
 
     try:
@@ -139,6 +151,7 @@ def _jobs(verb: str, method: str, targets: list[str], timeout: float) -> None:
         progress.clear()
     if not all(ok):
         raise typer.Exit(1)
+    return [n for n in targets if n in old]
 
 
 # -- lifecycle ----------------------------------------------------------------------------------
@@ -155,13 +168,18 @@ def start(
     targets = _names(names, paths, all_) or fleet.configured(CTX)
     if all_ and not targets:
         raise UsageError(f"no configs in {CTX.config_dir}: nothing to start")
-    fleet.check_files(paths or [])
-    from_files = {n: cfgmod.load_file(p) for n, p in zip(fleet.resolve(CTX, [], paths or []), paths or [])}
-    _confirm_changes(from_files, yes, starting=True)  # before a -c file is installed
-    fleet.install_configs(CTX, paths or [], force=force)
-    configs = fleet.preflight(CTX, targets)
-    _confirm_changes({n: c for n, c in configs.items() if n not in from_files}, yes, starting=True)
-    _jobs("started", "StartUnit", targets, timeout)
+    # -c files are read once each (valid and feasible); every check, and the question about a changed
+    # live grid, passes before the first byte is written: a refused start changes nothing.
+    incoming = fleet.read_incoming(CTX, paths or [], force=force)
+    configs = fleet.preflight(CTX, targets, incoming)
+    _confirm_changes(configs, yes, starting=True)
+    replaced = [i.name for i in incoming if i.changed]
+    running = set(fleet.active(CTX, replaced)) if replaced else set()
+    fleet.install(incoming)
+    stale = _jobs("started", "StartUnit", targets, timeout, stale=running)
+    if stale and sys.stdin.isatty() and typer.confirm(f"restart {', '.join(stale)} now?"):
+        _confirm_changes({n: configs[n] for n in stale}, yes)
+        _jobs("restarted", "RestartUnit", stale, timeout)
 
 
 def _confirm_changes(configs: dict, yes: bool, starting: bool = False) -> None:
@@ -193,9 +211,20 @@ def _confirm_changes(configs: dict, yes: bool, starting: bool = False) -> None:
 AllOpt = typer.Option(False, "--all", help="every running instance (stop: one job on gridbot.target)")
 
 
+def _skipped_note(units: list[str]) -> None:
+    for u in units:
+        shown = u.encode("unicode_escape").decode("ascii")[:80]
+        print(f"gridbot: skipping {shown!r}: not a name gridbot accepts (loaded by someone else; "
+              f"`systemctl stop` it by hand)", file=sys.stderr)
+
+
 def _running_or(names: Optional[List[str]], paths: Optional[List[Path]], all_: bool) -> list[str]:
     """The named instances, or with --all every running one."""
-    targets = _names(names, paths, all_) or fleet.instances_in_state(CTX, "active", "activating", "reloading")
+    targets = _names(names, paths, all_)
+    if all_:
+        skipped: list[str] = []
+        targets = fleet.instances_in_state(CTX, "active", "activating", "reloading", skipped=skipped)
+        _skipped_note(skipped)
     if not targets:
         r.note("no instance is running")
     return targets
@@ -215,7 +244,12 @@ def stop(names: Optional[List[str]] = NamesArg, paths: Optional[List[Path]] = Co
 def _stop_everything(timeout: float) -> None:
     """``stop --all`` and its alias ``stop-all``: one job on gridbot.target (PartOf= takes every
     instance down, including one that is still starting), then each stopped instance by name."""
-    stopped = fleet.stop_all(CTX, timeout)
+    foreign: list[str] = []
+    stopped = fleet.stop_all(CTX, timeout, foreign)
+    for u in foreign:
+        shown = u.encode("unicode_escape").decode("ascii")[:80]
+        print(f"gridbot: not reporting {shown!r}: not a name gridbot accepts (loaded by someone else); "
+              f"the stop of gridbot.target reaches it too (PartOf=)", file=sys.stderr)
     if not stopped:
         r.note("no instance is running")
     for n in stopped:
@@ -268,8 +302,8 @@ def rm(names: Optional[List[str]] = NamesArg,
     removed = fleet.remove(CTX, targets, purge=purge, timeout=timeout)
     for n, paths_ in removed.items():
         print(f"{n}: removed" + (f" ({', '.join(paths_)})" if paths_ else ""))
-        if not purge and (CTX.state_root / n).exists():
-            r.note(f"{n}: state kept in {CTX.state_root / n}; a new instance of that name would reuse it "
+        if not purge and CTX.state_dir(n).exists():
+            r.note(f"{n}: state kept in {CTX.state_dir(n)}; a new instance of that name would reuse it "
                    f"(`gridbot rm --purge {n}` removes it)")
 
 
@@ -310,7 +344,9 @@ def disable(
 @app.command()
 def cleanup(yes: bool = typer.Option(False, "--yes", "-y", help="do not ask")) -> None:
     """Reset failed instances so they leave the failed list (asks first)."""
-    failed = fleet.instances_in_state(CTX, "failed")
+    skipped: list[str] = []
+    failed = fleet.instances_in_state(CTX, "failed", skipped=skipped)
+    _skipped_note(skipped)
     if not failed:
         print("no failed instance")
         return
@@ -592,7 +628,7 @@ def info(name: str = typer.Argument(None, autocompletion=_complete_names, show_d
         "config_path": str(cfgmod.config_path(n, CTX.config_dir)),
         "unit": f"gridbot@{n}.service",
         "unit_file": str(CTX.unit_dir / "gridbot@.service"),
-        "state_dir": str(CTX.state_root / n),
+        "state_dir": str(CTX.state_dir(n)),
         "credentials": ("present" if fleet.has_live_dropin(CTX, n) else "absent") if cfg.exchange != "paper" else "not needed (paper)",
         "config": cfg.model_dump(mode="json", exclude={"schema_ref"}, exclude_none=True),
     }
@@ -638,15 +674,18 @@ def validate(
     else:
         fleet.require_files(paths or [])
         sources = [(fleet.resolve(CTX, [], [p])[0], p) for p in paths or []]
+        installed = []
         for n in fleet.resolve(CTX, names or []):
             path = cfgmod.config_path(n, CTX.config_dir)
-            if path.exists():
-                sources.append((n, path))
+            if os.path.lexists(path):
+                installed.append((n, path))
             else:
                 missing.append(n)
-        if not sources and not missing:
+        if not sources and not installed and not missing:
             raise UsageError("no instance given: name one or more, -c PATH, or --all")
         _good, bad = fleet.try_load(sources, feasible=True)
+        bad.update(fleet.try_load(installed, readable=CTX.service_reads, feasible=True)[1])
+        sources += installed
         results = {n: bad.get(n) for n, _path in sources}
     gone = {n: f"no such instance '{n}': no {cfgmod.config_path(n, CTX.config_dir)}" for n in missing}
     if as_json:
@@ -690,17 +729,27 @@ def run(name: str = typer.Argument(..., help="instance name")) -> None:
     """Run one bot in the foreground (what the unit's ExecStart runs)."""
     from ..runner import main as run_main
 
-    raise typer.Exit(run_main(fleet.resolve(CTX, [name])[0]))
+    raise typer.Exit(run_main(fleet.resolve(CTX, [name])[0], user=CTX.user))
 
 
 @credentials_app.command("set")
-def credentials_set(name: str = typer.Argument(..., autocompletion=_complete_names)) -> None:
+def credentials_set(name: str = typer.Argument(..., autocompletion=_complete_names),
+                    allow: Optional[List[str]] = typer.Option(
+                        None, "--allow", help="an address or CIDR the bot may reach although it is private or "
+                                              "link-local (e.g. a proxy on the LAN); repeatable")) -> None:
     """Store NAME's API key and secret (from a pipe: JSON or two lines; else a no-echo prompt)."""
     from .. import credentials
+    from .._nodump import forbid_core_dumps
+
+    forbid_core_dumps()  # the secret is in this process's memory from here on
 
     n = fleet.resolve(CTX, [name])[0]
+    cfg = fleet.validate(CTX, [n])[n]  # a paper or broken config is refused before the keys are asked for
+    if cfg.exchange == "paper":
+        raise ConfigError(f"{n} is a paper instance: it needs no credentials (set \"exchange\" first)")
+    fleet.live_dropin(n, "", allow or ())
     key, secret = credentials.read_keys()
-    stored = fleet.set_credentials(CTX, n, key, secret)
+    stored = fleet.set_credentials(CTX, n, key, secret, allow or ())
     kind = "encrypted with systemd-creds" if credentials.is_encrypted(stored) else "plain, root-only 0600 (systemd-creds unavailable)"
     print(f"{n}: credentials stored in {stored} ({kind}); restart the instance to use them")
 
@@ -710,6 +759,36 @@ def credentials_rm(name: str = typer.Argument(..., autocompletion=_complete_name
     """Delete NAME's stored API keys and its live drop-in."""
     n = fleet.resolve(CTX, [name])[0]
     print(f"{n}: credentials removed" if fleet.remove_credentials(CTX, n) else f"{n}: had no credentials")
+
+
+def _editor(path: Path) -> int:
+    import os
+    import shlex
+    import shutil
+
+    cmd = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    argv = shlex.split(cmd) if cmd else [next((e for e in ("editor", "nano", "vi") if shutil.which(e)), "vi")]
+    try:
+        return subprocess.call([*argv, str(path)])
+    except OSError as exc:
+        raise UsageError(f"cannot run the editor {argv[0]!r}: {exc.strerror}; set $EDITOR") from None
+
+
+def _edit_again(why: str) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    print(f"gridbot: error: {why}", file=sys.stderr)
+    return typer.confirm("edit again? (no keeps the installed config)", default=True)
+
+
+@app.command()
+def edit(name: str = typer.Argument(..., autocompletion=_complete_names, show_default=False)) -> None:
+    """Edit NAME's config safely: a private copy in $EDITOR, validated, then installed atomically."""
+    n = fleet.resolve(CTX, [name])[0]
+    if fleet.edit_config(CTX, n, _editor, _edit_again):
+        print(f"{n}: config updated; `gridbot restart {n}` applies it to a running instance")
+    else:
+        print(f"{n}: unchanged")
 
 
 @app.command()

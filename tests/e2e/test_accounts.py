@@ -156,7 +156,7 @@ def test_lost_state_refuses_until_reset_then_starts_clean(box, live_instance):
 
     # more bad input: unknown name, no terminal without --yes, a bad name, an operator (not root)
     before = snapshot(box, name)
-    for args, code, user in ((["nosuch", "--yes"], 4, None), ([name], 2, None), (["../etc", "--yes"], 2, None),
+    for args, code, user in ((["nosuch", "--yes"], 5, None), ([name], 2, None), (["../etc", "--yes"], 2, None),
                              ([name, "--yes"], 4, "op")):
         r = box.gridbot("reset", *args, user=user)
         assert r.returncode == code and len(r.stderr.splitlines()) == 1 and not r.stdout, (args, r)

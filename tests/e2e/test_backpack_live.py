@@ -111,3 +111,53 @@ def test_live_instance_gets_keys_from_credentials_only(box):
     finally:
         box.sh("systemctl stop gridbot@bpx.service fakebp.service; systemctl reset-failed gridbot@bpx.service; "
                "rm -f /etc/gridbot/bpx.json; rm -rf /etc/systemd/system/gridbot@bpx.service.d; systemctl daemon-reload")
+
+
+def test_disk_full_while_live_cancels_the_orders_and_fails_with_one_line(box):
+    """Issue 10, item 12: the state directory's filesystem fills while a live bot trades. The next
+    fill cannot be recorded: no further order is placed, on_stop=cancel is applied straight on the
+    venue (no order left unattended), and the bot fails with one line naming the cause."""
+    port, name, real = 18998, "bpfull", "/var/lib/private/gridbot/bpfull"
+    api_key, api_secret = keypair()
+    box.put("/root/fake-full.json", json.dumps({"price": "150", "balances": {"SOL": "10", "USDC": "10000"}}))
+    box.run(["systemd-run", "--unit=fakebp2", "--property=Environment=PYTHONDONTWRITEBYTECODE=1",
+             "/opt/gridbot/bin/python", str(sdbox.ROOT / "tests" / "fake_backpack.py"), "--port", str(port),
+             "--api-key", api_key, "--state", "/root/fake-full.json"], check=True)
+    box.put(f"/etc/gridbot/{name}.json", live_config().replace(str(PORT), str(port)))
+    box.sh(f"mkdir -p {real} && mount -t tmpfs -o size=2M,mode=0700 tmpfs {real}", check=True)
+    call = ("import json, sys, urllib.request as u; m, path, body = sys.argv[1:4]; "
+            "r = u.Request(f'http://127.0.0.1:{port}' + path, data=body.encode() or None, method=m, "
+            "headers={'Content-Type': 'application/json'}); sys.stdout.write(u.urlopen(r).read().decode())")
+    venue = lambda m="GET", path="/_state", body="": json.loads(box.run(  # noqa: E731
+        ["/opt/gridbot/bin/python", "-c", call.replace("{port}", str(port)), m, path, body], check=True).stdout or "null")
+    try:
+        r = box.gridbot("credentials", "set", name, input=json.dumps({"api_key": api_key, "api_secret": api_secret}))
+        assert r.returncode == 0, r.stderr
+        for _ in range(50):
+            if box.run(["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port}"]).returncode == 0:
+                break
+            time.sleep(0.1)
+        r = box.gridbot("start", name)
+        assert r.returncode == 0, r.stderr + box.gridbot("logs", name, "-n", "30").stdout
+        before = venue()["open_orders"]
+        assert len(before) >= 8, before
+        assert box.run(["grep", "-E", r"^Max core file size +0 +0", f"/proc/{box.show(f'gridbot@{name}.service', 'MainPID')['MainPID']}/limits"]).returncode == 0
+        box.sh(f"dd if=/dev/zero of={real}/filler bs=4k 2>/dev/null; true")  # the disk is full now
+        venue("POST", "/_price", json.dumps({"symbol": "SOL_USDC", "price": "139"}))  # buys fill: must be recorded
+        deadline = time.monotonic() + 60
+        while "stopped placing orders" not in box.run(["journalctl", "-q", "-o", "cat", "-u", f"gridbot@{name}.service"]).stdout:
+            assert time.monotonic() < deadline, box.gridbot("logs", name, "-n", "40").stdout
+            time.sleep(0.3)
+        log = box.run(["journalctl", "-q", "-o", "cat", "-u", f"gridbot@{name}.service"]).stdout
+        line = next(ln for ln in log.splitlines() if "stopped placing orders" in ln)
+        assert "full" in line and "on_stop=cancel: cancelled" in line and "Traceback" not in log, line
+        after = venue()["open_orders"]
+        assert after == [], after  # nothing left resting for a bot that is gone
+        time.sleep(7)  # past RestartSec=5: the restarted bot, disk still full, places nothing either
+        assert int(box.show(f"gridbot@{name}.service", "NRestarts")["NRestarts"]) >= 1
+        assert venue()["open_orders"] == []
+    finally:
+        box.sh(f"systemctl stop gridbot@{name}.service fakebp2.service; systemctl reset-failed gridbot@{name}.service "
+               f"fakebp2.service; umount {real}; rm -rf {real} /var/lib/gridbot/{name} /etc/gridbot/{name}.json "
+               f"/etc/systemd/system/gridbot@{name}.service.d; gridbot credentials rm {name}; systemctl daemon-reload",
+               timeout=60)

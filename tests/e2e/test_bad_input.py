@@ -10,7 +10,7 @@ from .conftest import paper_config
 
 BAD_NAMES = ["a/b", "../etc", "..", ".", "a b", " lead", "tab\tx", "x@y", "x*", "x?", "[x]", "x\\y", "a;rm -rf /",
              "$(id)", "`id`", "", "x" * 65, "-flag", "name.", ".hidden", "naïve", "x\ny", "gridbot@x.service", "x:y",
-             "a..b", "a/../../b"]
+             "a..b", "a/../../b", "x.y", "a" * 24, "--help", "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODk="]
 
 
 def snapshot(box) -> str:
@@ -125,3 +125,45 @@ def test_no_systemd_reachable(box):
     r = box.gridbot("list", env={"DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent/bus"})
     assert_clean_error(r)
     assert "cannot reach systemd" in r.stderr
+
+
+HOSTILE_FILES = {  # what an unprivileged user can hand root as `-c PATH`: (setup as that user, exit, needle)
+    "fifo": ("mkfifo {p}", 6, "not a regular file"),
+    "symlink_shadow": ("ln -s /etc/shadow {p}", 6, "symlink"),
+    "symlink_good": ("printf '%s' '{good}' > {d}/real.json && ln -s {d}/real.json {p}", 6, "symlink"),
+    "directory": ("mkdir {p}", 6, "directory"),
+    "huge": ("head -c 2000000 /dev/zero > {p}", 6, "larger than"),
+    "unreadable": ("printf '%s' '{good}' > {p} && chmod 000 {p}", None, ""),
+    "devnull_link": ("ln -s /dev/zero {p}", 6, "symlink"),
+    "shadow_hardlinkless_copy": ("printf 'root:x:0:0::/:/bin/sh' > {p}", 6, "malformed JSON"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_FILES))
+def test_hostile_dash_c_files_are_refused_without_hanging(box, kind):
+    """An outsider's file handed to root's `start -c` / `validate -c`: one line, nothing installed."""
+    setup, code, needle = HOSTILE_FILES[kind]
+    d = "/home/outsider/hostile"
+    name = f"hostile_{kind}"[:23]
+    p = f"{d}/{name}.json"
+    box.run(["rm", "-rf", d])
+    box.run(["mkdir", "-p", d], user="outsider", check=True)
+    box.run(["bash", "-c", setup.format(p=p, d=d, good=paper_config())], user="outsider", check=True)
+    before = snapshot(box)
+    try:
+        for verb in ("validate", "start"):
+            r = box.gridbot(verb, "-c", p, timeout=30)  # a FIFO must not block: the timeout would raise
+            if kind == "unreadable":  # root reads it anyway; nothing hostile in it: a normal start
+                assert r.returncode == 0, r.stderr
+                continue
+            assert_clean_error(r, code)
+            assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+            assert "root:" not in r.stderr
+        if kind != "unreadable":
+            assert snapshot(box) == before
+            assert box.run(["test", "-e", f"/etc/gridbot/{name}.json"]).returncode != 0
+        else:
+            assert box.run(["stat", "-c", "%a %U", f"/etc/gridbot/{name}.json"], check=True).stdout.split() == ["644", "root"]
+    finally:
+        box.sh(f"systemctl stop gridbot@{name}.service; systemctl reset-failed gridbot@{name}.service; "
+               f"rm -rf /etc/gridbot/{name}.json {d}", timeout=60)

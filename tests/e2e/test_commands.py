@@ -29,7 +29,8 @@ def test_rm_asks_refuses_without_a_terminal_then_removes_and_keeps_state(box, ma
     r = box.gridbot("rm", "--yes", "rm_a")
     assert r.returncode == 0, r.stderr
     assert "rm_a: removed (/etc/gridbot/rm_a.json)" in r.stdout
-    assert "state kept in /var/lib/gridbot/rm_a" in r.stderr and "--purge" in r.stderr
+    # the instance ran as its own dynamic user: its state is in /var/lib/private, /var/lib/gridbot/NAME links to it
+    assert "state kept in /var/lib/private/gridbot/rm_a" in r.stderr and "--purge" in r.stderr
     assert active(box, "rm_a") == "inactive" and enabled(box, "rm_a") != "enabled"
     assert not exists(box, "/etc/gridbot/rm_a.json") and exists(box, "/var/lib/gridbot/rm_a")
     assert box.gridbot("status", "rm_a").returncode == 5
@@ -45,7 +46,8 @@ def test_rm_purge_removes_state_credentials_and_dropins(box, make_instance):
     assert exists(box, "/var/lib/gridbot/rm_p")
     r = box.gridbot("rm", "--purge", "--yes", "rm_p")
     assert r.returncode == 0, r.stderr
-    for gone in ("/etc/gridbot/rm_p.json", "/var/lib/gridbot/rm_p", "/etc/gridbot/credentials/rm_p.key",
+    for gone in ("/etc/gridbot/rm_p.json", "/var/lib/private/gridbot/rm_p", "/var/lib/gridbot/rm_p",
+                 "/etc/gridbot/credentials/rm_p.key",
                  "/etc/systemd/system/gridbot@rm_p.service.d"):
         assert not exists(box, gone), gone
         assert gone in r.stdout, gone
@@ -202,8 +204,9 @@ def test_infeasible_configs_fail_validate_and_start_and_nothing_starts(box, make
 def test_restart_of_a_changed_paper_grid_says_what_the_bot_will_do(box, make_instance):
     make_instance("chg_p")
     box.gridbot("start", "chg_p", check=True)
-    wait_for(lambda: "open orders" in box.show("gridbot@chg_p.service", "StatusText")["StatusText"])
-    box.put("/etc/gridbot/chg_p.json", paper_config(low=120, high=220))
+    wait_for(lambda: " orders | " in box.show("gridbot@chg_p.service", "StatusText")["StatusText"])
+    # only the grid changes: a changed paper start price would rebuild the simulated venue (a fresh grid)
+    box.put("/etc/gridbot/chg_p.json", paper_config(low=120, high=220, paper={"price": {"start_price": 150, "interval_s": 0.5}}))
     r = box.gridbot("restart", "chg_p")  # paper: shown, not asked
     assert r.returncode == 0, r.stderr
     out = r.stdout

@@ -51,7 +51,8 @@ def dropin(box, name: str, text: str, file: str = "90-test.conf") -> None:
 def forget(box, *names: str) -> None:
     for n in names:
         box.sh(f"systemctl stop {unit(n)}; systemctl reset-failed {unit(n)} gridbot-alert@{n}.service; "
-               f"rm -rf /etc/systemd/system/{unit(n)}.d /etc/gridbot/{n}.json /var/lib/gridbot/{n}", timeout=60)
+               f"rm -rf /etc/systemd/system/{unit(n)}.d /etc/gridbot/{n}.json /var/lib/gridbot/{n} "
+               f"/var/lib/private/gridbot/{n}", timeout=60)
     box.run(["systemctl", "daemon-reload"])
 
 
@@ -149,17 +150,14 @@ def test_hung_bot_is_killed_by_the_watchdog_and_restarted(box, make_instance):
 
 
 ALERT_HOOK = """#!/bin/sh
-# test hook: the alert unit runs with ProtectSystem=strict (/etc, /var, /run read-only) and a
-# private /tmp; /dev/shm is the one shared writable place, so the test can see the hook ran.
-echo "test alert hook ran for $1"
-touch "/dev/shm/gridbot-alert-$1"
+# test hook: runs as the alert unit's throw-away user, in its sandbox; it can only log.
+echo "test alert hook ran for $1 as uid $(id -u)"
 """
 
 
 def test_crash_loop_hits_the_start_limit_and_alerts(box, make_instance):
     name = make_instance("flt_loop")
     box.put("/etc/gridbot/alert", ALERT_HOOK, mode="0755")
-    box.sh(f"rm -f /dev/shm/gridbot-alert-{name}")
     # a bot that dies at once with a retryable status (not 78): Restart= keeps trying
     dropin(box, name, "[Service]\nExecStart=\nExecStart=/bin/sh -c 'echo crashing; exit 3'\nRestartSec=100ms\n")
     try:
@@ -175,10 +173,11 @@ def test_crash_loop_hits_the_start_limit_and_alerts(box, make_instance):
         human = [ln for ln in box.gridbot("list", check=True).stdout.splitlines() if ln.startswith(name)]
         assert human and "failed" in human[0]
         # OnFailure=: the alert unit logged its line and ran the operator's hook with the name
-        wait_for(lambda: box.run(["test", "-e", f"/dev/shm/gridbot-alert-{name}"]).returncode == 0,
+        wait_for(lambda: f"test alert hook ran for {name}" in journal(box, f"gridbot-alert@{name}.service"),
                  timeout=15, what="alert hook")
         alert = journal(box, f"gridbot-alert@{name}.service")
-        assert f"gridbot instance {name} FAILED" in alert and f"test alert hook ran for {name}" in alert, alert
+        assert f"gridbot instance {name} FAILED" in alert and f"test alert hook ran for {name} as uid 0" not in alert, alert
+        assert alert.count("test alert hook ran") == 1, alert  # once, when the start limit was hit
         prio = box.run(["journalctl", "-q", "-u", f"gridbot-alert@{name}.service", "-p", "crit", "-o", "cat"]).stdout
         assert f"gridbot instance {name} FAILED" in prio  # logged at priority 2, not buried as info
         r = box.gridbot("cleanup", "--yes", check=True)
@@ -187,7 +186,7 @@ def test_crash_loop_hits_the_start_limit_and_alerts(box, make_instance):
         row = next(x for x in json.loads(box.gridbot("list", "--json", check=True).stdout) if x["name"] == name)
         assert row["active_state"] == "inactive"
     finally:
-        box.sh(f"rm -f /etc/gridbot/alert /dev/shm/gridbot-alert-{name}")
+        box.sh("rm -f /etc/gridbot/alert")
         forget(box, name)
 
 
@@ -206,15 +205,16 @@ def test_unwritable_state_dir_at_start(box, make_instance, fault):
     """The state directory becomes read-only, or its filesystem full: start fails with a clear
     error naming the cause, nothing is corrupted, and the bot resumes once the fault is gone."""
     name = make_instance(f"flt_{fault.replace('-', '_')}")
-    d = f"/var/lib/gridbot/{name}"
+    d = f"/var/lib/gridbot/{name}"  # what the bot is told ($STATE_DIRECTORY)
+    real = f"/var/lib/private/gridbot/{name}"  # DynamicUser=: where it is
     before = _seed_state(box, name)
     if fault == "read-only":
-        box.sh(f"mount --bind {d} {d} && mount -o remount,bind,ro {d}", check=True)
+        box.sh(f"mount --bind {real} {real} && mount -o remount,bind,ro {real}", check=True)
         needle = r"read-?only"
     else:  # a tiny filesystem holding the existing store, then filled to the last byte
-        box.sh(f"cp -a {d} /run/flt_keep && mount -t tmpfs -o size=1M,mode=0700 tmpfs {d} && "
-               f"cp -a /run/flt_keep/. {d}/ && chown gridbot:gridbot {d} && "
-               f"(dd if=/dev/zero of={d}/filler bs=4k 2>/dev/null || true) && rm -rf /run/flt_keep", check=True)
+        box.sh(f"cp -a {real} /run/flt_keep && mount -t tmpfs -o size=1M,mode=0700 tmpfs {real} && "
+               f"cp -a /run/flt_keep/. {real}/ && chown \"$(stat -c %u:%g /run/flt_keep)\" {real} && "
+               f"(dd if=/dev/zero of={real}/filler bs=4k 2>/dev/null || true) && rm -rf /run/flt_keep", check=True)
         needle = r"full"
     try:
         r = box.gridbot("start", name, "--timeout", "20")
@@ -228,10 +228,10 @@ def test_unwritable_state_dir_at_start(box, make_instance, fault):
         box.run(["systemctl", "reset-failed", unit(name)])
     finally:
         if fault == "disk-full":
-            box.sh(f"rm -f {d}/filler; cp -a {d} /run/flt_keep; umount {d}; cp -a /run/flt_keep/. {d}/; "
+            box.sh(f"rm -f {real}/filler; cp -a {real} /run/flt_keep; umount {real}; cp -a /run/flt_keep/. {real}/; "
                    "rm -rf /run/flt_keep")
         else:
-            box.sh(f"umount {d}")
+            box.sh(f"umount {real}")
     try:
         after = store_snapshot(box, name)
         assert after["integrity"] == "ok"
@@ -271,4 +271,5 @@ def test_fifty_paper_instances_at_once(box):
               f"{stats['total']['memory_bytes']} B, cpu {stats['total']['cpu_seconds']} s")
     finally:
         box.gridbot("stop", *names, "--timeout", "120", timeout=180)
-        box.sh("rm -rf " + " ".join(f"/etc/gridbot/{n}.json /var/lib/gridbot/{n}" for n in names))
+        box.sh("rm -rf " + " ".join(f"/etc/gridbot/{n}.json /var/lib/gridbot/{n} /var/lib/private/gridbot/{n}"
+                                    for n in names))

@@ -16,7 +16,9 @@ def test_install_twice_then_uninstall_then_purge(wheels):
         pid = box.show("gridbot@keep_me.service", "MainPID")["MainPID"]
         box.install(wheels)  # again: nothing breaks, the running bot is left alone
         assert box.show("gridbot@keep_me.service", "MainPID", "ActiveState") == {"MainPID": pid, "ActiveState": "active"}
-        assert box.run(["grep", "-c", "^gridbot:", "/etc/passwd"]).stdout.strip() == "1"
+        # one group shared by the instances (each runs as its own dynamic user), no static user
+        assert box.run(["grep", "-c", "^gridbot:", "/etc/group"]).stdout.strip() == "1"
+        assert box.run(["grep", "-c", "^gridbot:", "/etc/passwd"]).stdout.strip() == "0"
         assert box.run(["getent", "group", "gridbot-ops"]).returncode == 0
         assert box.sh("stat -c %a /etc/gridbot/credentials", check=True).stdout.strip() == "700"
         assert box.run(["test", "-e", "/etc/polkit-1/rules.d/50-gridbot.rules"]).returncode == 0
@@ -39,6 +41,8 @@ def test_install_twice_then_uninstall_then_purge(wheels):
         for gone in ("/etc/gridbot", "/var/lib/gridbot"):
             assert box.run(["test", "-e", gone]).returncode != 0, gone
         assert box.run(["getent", "passwd", "gridbot"]).returncode != 0
+        assert box.run(["getent", "group", "gridbot"]).returncode != 0
+        assert box.run(["test", "-e", "/var/lib/private/gridbot"]).returncode != 0
         r = box.run([str(sdbox.ROOT / "packaging" / "uninstall.sh"), "--bogus"])
         assert r.returncode == 2
     finally:

@@ -211,7 +211,7 @@ def test_start_dash_c_installs_the_config(box):
 def test_info_and_validate_all_clash(box, make_instance):
     make_instance("info_a", web_port=18080)
     data = json.loads(box.gridbot("info", "info_a", "--json", check=True).stdout)
-    assert data["config_path"] == "/etc/gridbot/info_a.json" and data["state_dir"] == "/var/lib/gridbot/info_a"
+    assert data["config_path"] == "/etc/gridbot/info_a.json" and data["state_dir"] == "/var/lib/private/gridbot/info_a"
     assert data["config"]["symbol"] == "SOL_USDC" and data["credentials"].startswith("not needed")
     assert box.gridbot("validate", "--all").returncode == 0
     make_instance("info_b", web_port=18080)

@@ -233,7 +233,7 @@ def test_unusable_state_dir_is_one_clear_line(bot, tmp_path):
 
 def test_status_port_serves_health_metrics_and_json(bot):
     port = _free_port()
-    b = bot(cfg=paper_config(web_port=port)).start()
+    b = bot(cfg=paper_config(web_port=port, web_balances=True)).start()  # balances only when enabled
     b.wait_for("READY=1")
     base = f"http://127.0.0.1:{port}"
     assert urllib.request.urlopen(base + "/healthz", timeout=5).status == 200
