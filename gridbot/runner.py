@@ -152,6 +152,9 @@ class Bot:
         self._failing_since: Optional[float] = None
         self._progress = time.monotonic()  # last sign of life of the main loop (keeps the watchdog fed)
         self._rules: Optional[st.Rules] = None
+        self.retry_base_s = 1.0  # first pause after an exchange failure; doubles up to WAIT_MAX_S
+        self._outages = 0  # failed cycles in a row
+        self.start_grace_s = START_GRACE_S
 
     # ------------------------------------------------------------ state <-> store
     def apply(self, events: list[st.Event], fills: Optional[list["Fill"]] = None) -> list[st.Intent]:
@@ -576,10 +579,9 @@ class Bot:
         if now - self._balances_at >= BALANCES_EVERY_S or (intents and getattr(self.ex, "venue", None)):
             self._balances = await self.ex.balances()  # for status only; the strategy keeps its own books
             self._balances_at = now
+        self._schedule_held(time.monotonic())  # levels refused in this pass: their backoff starts now
 
-    def _release_held(self, now: float) -> list[st.Intent]:
-        """Schedule each newly held level (5 s, 10 s, 20 s ... at most hold_max_s after its n-th refusal
-        in a row) and release those whose time has come."""
+    def _schedule_held(self, now: float) -> None:
         s = self.state
         assert s is not None
         for g in [g for g in self._held_due if g not in s.held]:
@@ -588,6 +590,11 @@ class Bot:
             if g not in self._held_due:
                 n = min(max(1, s.gaps[g].rejects), 20)
                 self._held_due[g] = now + min(self.hold_max_s, self.hold_base_s * 2 ** (n - 1))
+
+    def _release_held(self, now: float) -> list[st.Intent]:
+        """Schedule each newly held level (5 s, 10 s, 20 s ... at most hold_max_s after its n-th refusal
+        in a row) and release those whose time has come."""
+        self._schedule_held(now)
         due = tuple(sorted(g for g, t in self._held_due.items() if t <= now))
         if not due:
             return []
@@ -647,9 +654,10 @@ class Bot:
             self.need_reconcile = True
             import asyncio
 
-            n = len(self._failing)
-            await asyncio.sleep(min(WAIT_MAX_S, 1.0 * 2 ** min(n, 6)))
+            self._outages += 1
+            await asyncio.sleep(min(WAIT_MAX_S, self.retry_base_s * 2 ** min(self._outages - 1, 6)))
         else:
+            self._outages = 0
             self._exchange_ok()
 
     async def start_up(self) -> bool:
@@ -660,7 +668,7 @@ class Bot:
 
         assert self._stop_event is not None
         t0 = time.monotonic()
-        delay = 1.0
+        delay = self.retry_base_s
         ready = False
         while not self.stopping:
             try:
@@ -685,7 +693,7 @@ class Bot:
                 delay = min(WAIT_MAX_S, delay * 2)
             line = f"waiting for exchange: {kind} (retrying in {wait:.0f} s)"
             self.health.set("starting", line, time.monotonic())
-            if not ready and time.monotonic() - t0 >= START_GRACE_S:
+            if not ready and time.monotonic() - t0 >= self.start_grace_s:
                 self.notifier.ready(line)  # up, but degraded: /healthz, STATUS= and /metrics say so
                 log.warning("ready without the exchange: %s", line)
                 ready = True
