@@ -494,8 +494,8 @@ class Bot:
         Only orders this instance recorded are adopted, and only if the venue's order is the one we
         placed (its order id, or side/qty/price before we heard the id); nothing else is touched."""
         assert self.state is not None
+        pending_rows = self.store.orders(PENDING)  # before the rules and fills: those may add fresh intents
         todo = await self.refresh_rules()
-        pending_rows = self.store.orders(PENDING)  # before polling fills: those may add fresh intents
         todo += await self.poll_fills(RECONCILE_LOOKBACK_MS)  # fills made while we were down, or shown late
         for row in pending_rows:
             o = await self._ours(row.client_id)

@@ -34,7 +34,7 @@ OTHER_SECRET = base64.b64encode(bytes(range(100, 132))).decode()
 def config(url: str, **over: Any) -> GridConfig:
     """4 levels on SOL_USDC: lines 140 145 150 155 160 around 150 (buys 140/145, sells 155/160)."""
     d: dict[str, Any] = {"exchange": "backpack", "symbol": "SOL_USDC", "lower_price": "140", "upper_price": "160",
-                         "levels": 4, "qty_per_level": "0.5", "on_stop": "keep", "reconcile_interval_s": 1,
+                         "levels": 4, "qty_per_level": "0.5", "on_stop": "keep", "reconcile_interval_s": 60,
                          "backpack": {"base_url": url, "poll_interval_s": 0.2}}
     d.update(over)
     return GridConfig.model_validate(d)
@@ -237,3 +237,202 @@ def test_late_fills_are_caught_by_the_reconcile_and_system_fills_never_booked(fa
 
     run(b, body)
     assert b.store.fill_count() == b.state.fills
+
+
+# ------------------------------------------------------------------ 3. lost levels come back
+
+def test_a_refused_level_is_retried_with_backoff_counted_missing_and_placed_once_funds_return(fake, tmp_path):
+    b = make_bot(tmp_path, fake)
+    b.hold_base_s = 0.2
+
+    async def body() -> list[float]:
+        await start(b)
+        usdc = fake.account.available["USDC"]
+        fake.set_price(D(156))  # the sell at 155 fills; its counter-buy at 150 will have no funds:
+        fake.move_balance("USDC", available=D(0))  # the user spends the quote
+        tries: list[float] = []
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 2.0:
+            n = len(posts(fake))
+            await b.cycle()
+            tries += [time.monotonic() - t0] * (len(posts(fake)) - n)
+            await asyncio.sleep(0.02)
+        snap = b.snapshot()
+        assert snap["missing_levels"] == 1 and snap["held_levels"] == 1
+        assert b.state.gaps[2].side is st.BUY  # not given up
+        fake.move_balance("USDC", available=usdc)
+        await asyncio.sleep(min(b.hold_max_s, 0.2 * 2 ** 4))
+        for _ in range(3):
+            await b.cycle()
+        assert b.snapshot()["missing_levels"] == 0
+        books_agree(b, fake)
+        return tries
+
+    tries = run(b, body)
+    # 0, +0.2, +0.4, +0.8 ...: 3 or 4 tries in 2 s, where a retry per cycle would have made ~80
+    assert 3 <= len(tries) <= 5, tries
+    gaps = [b - a for a, b in zip(tries, tries[1:])]
+    assert all(later > earlier for earlier, later in zip(gaps, gaps[1:])), gaps
+
+
+# ------------------------------------------------------------------ 4. market rules
+
+def test_levels_outside_the_price_band_wait_without_a_request_and_come_when_the_price_nears(fake, tmp_path):
+    # band at 150: 112.5 .. 187.5; lines 100 125 150 175 200: the buy at 100 and the sell at 200 wait
+    cfg = config(fake.base_url, lower_price="100", upper_price="200", qty_per_level="0.1")
+    b = make_bot(tmp_path, fake, cfg)
+
+    async def body() -> None:
+        await start(b)
+        assert sorted(o.price for o in fake.open_orders()) == [D(125), D(175)]
+        assert b.snapshot()["missing_levels"] == 2
+        fake.set_price(D(130))  # band 97.5 .. 162.5: the buy at 100 may go now
+        await b.cycle()
+        assert D(100) in {o.price for o in fake.open_orders()}
+
+    run(b, body)
+    assert not any(p.get("price") in ("100", "200") and False for p in posts(fake))
+    prices = [p["params"].get("price") for p in fake.log if p["method"] == "POST" and p["path"] == "/api/v1/order"]
+    assert prices.count("200") == 0 and prices.count("100") == 1  # nothing burnt on the band: one placement
+
+
+def test_a_closed_book_places_nothing_and_the_grid_returns_when_it_opens(fake, tmp_path):
+    b = make_bot(tmp_path, fake)
+
+    async def body() -> None:
+        await start(b)
+        fake.account.markets["SOL_USDC"].state = "CancelOnly"  # maintenance: the venue cancels everything
+        fake.cancel_all("SOL_USDC")
+        n = len(posts(fake))
+        reconcile_due(b)
+        await b.cycle()
+        reconcile_due(b)
+        await b.cycle()
+        assert len(posts(fake)) == n and venue_ids(fake) == []  # no order sent into a closed book
+        assert b.snapshot()["missing_levels"] == 4
+        fake.account.markets["SOL_USDC"].state = "PostOnly"  # limits only: the grid is post-only
+        reconcile_due(b)
+        await b.cycle()
+        assert len(venue_ids(fake)) == 4
+        books_agree(b, fake)
+
+    run(b, body)
+
+
+# ------------------------------------------------------------------ 6. keys
+
+def test_a_refused_key_halts_trading_with_one_line_and_recovers_by_itself(fake, tmp_path, caplog):
+    b = make_bot(tmp_path, fake)
+    b.auth_retry_s = 0.3
+    good = b.ex._private
+
+    async def body() -> None:
+        await start(b)
+        b.ex._private = _sign.load_private_key(OTHER_SECRET)  # the key was revoked / replaced
+        fake.set_price(D(145))  # a fill the bot cannot see yet
+        n = len(posts(fake))
+        for _ in range(6):
+            await b._guarded_cycle()
+            await asyncio.sleep(0.1)
+        assert b.auth_halted and len(posts(fake)) == n  # no order attempted while halted
+        snap = b.snapshot()
+        assert snap["degraded"] and "halted: the exchange refused the API key" in snap["health"]["reasons"]
+        assert b.status_line().startswith("DEGRADED: halted: the exchange refused the API key")
+        signed = [e for e in fake.log[-40:] if e["path"] == "/api/v1/capital"]
+        assert 1 <= len(signed) <= 3  # the slow probe, not a request per cycle
+        b.ex._private = good
+        await asyncio.sleep(0.35)
+        for _ in range(3):
+            await b._guarded_cycle()
+        assert not b.auth_halted and b.snapshot()["health"]["ok"]
+        books_agree(b, fake)
+
+    with caplog.at_level(logging.INFO, logger="gridbot"):
+        run(b, body)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "401 INVALID_SIGNATURE" in errors[0] and "no orders are placed" in errors[0]
+    assert not [r for r in caplog.records if "rejected" in r.getMessage()]  # never taken for a rejection
+    assert any("accepted again" in r.getMessage() for r in caplog.records)
+
+
+# ------------------------------------------------------------------ 7. outages at run time
+
+def test_an_outage_keeps_the_loop_going_logs_one_line_per_kind_and_recovers(fake, tmp_path, caplog):
+    b = make_bot(tmp_path, fake)
+    b.health.grace["exchange"] = 0.0
+
+    async def body() -> None:
+        await start(b)
+        fake.go_down("503")
+        for _ in range(3):
+            await b._guarded_cycle()
+            b.heartbeat()
+        assert "exchange unavailable (maintenance or server error)" in b.snapshot()["health"]["reasons"]
+        fake.come_up()
+        fake.go_down("refuse")
+        for _ in range(3):
+            await b._guarded_cycle()
+        assert not b.healthy()
+        fake.come_up()
+        fake.cancel_all("SOL_USDC")  # and the maintenance took the orders with it
+        await b._guarded_cycle()  # the failed cycles asked for a reconcile
+        assert b.healthy(), b.reasons()
+        books_agree(b, fake)
+        assert len(venue_ids(fake)) == 4
+
+    with caplog.at_level(logging.DEBUG, logger="gridbot"):
+        run(b, body)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and r.name == "gridbot"]
+    assert len(errors) == 2, errors  # one per kind: maintenance, refused connections
+    assert not any(r.exc_info for r in caplog.records)
+    assert any("exchange reachable again" in r.getMessage() for r in caplog.records)
+
+
+# ------------------------------------------------------------------ 8. healthy means trading
+
+def test_healthz_metrics_and_status_say_degraded_while_levels_are_missing(fake, tmp_path):
+    b = make_bot(tmp_path, fake)
+    b.health.grace["missing"] = 0.2
+    server = StatusServer(0, b.snapshot, b.healthy, b.reasons)
+
+    async def body() -> None:
+        await start(b)
+        b.heartbeat()
+        assert server.route("GET", "/healthz")[0] == 200
+        fake.account.markets["SOL_USDC"].state = "CancelOnly"
+        fake.cancel_all("SOL_USDC")
+        reconcile_due(b)
+        await b.cycle()
+        assert server.route("GET", "/healthz")[0] == 200  # inside the grace
+        await asyncio.sleep(0.25)
+        code, _, body_ = server.route("GET", "/healthz")
+        assert code == 503 and b"4 of 4 levels without an order" in body_
+        m = metrics_text(b.snapshot())
+        assert 'gridbot_degraded{instance="t",symbol="SOL_USDC"} 1' in m
+        assert 'gridbot_degraded_reason{instance="t",symbol="SOL_USDC",reason="missing"} 1' in m
+        assert 'gridbot_missing_levels{instance="t",symbol="SOL_USDC"} 4' in m
+        assert "DEGRADED: 4 of 4 levels without an order" in b.status_line()
+        fake.account.markets["SOL_USDC"].state = "Open"
+        reconcile_due(b)
+        await b.cycle()
+        assert server.route("GET", "/healthz")[0] == 200
+        assert 'gridbot_degraded{instance="t",symbol="SOL_USDC"} 0' in metrics_text(b.snapshot())
+
+    run(b, body)
+
+
+def test_out_of_range_and_stopped_grids_are_degraded(fake, tmp_path):
+    b = make_bot(tmp_path, fake, config(fake.base_url, stop_loss="130"))
+    b.health.grace["range"] = 0.0
+
+    async def body() -> None:
+        await start(b)
+        assert b.healthy()
+        fake.set_price(D(138))  # below the grid, above the stop-loss
+        await b.cycle()
+        assert any(r.startswith("not trading: price 138 outside the grid") for r in b.reasons())
+        fake.set_price(D(129))
+        await b.cycle()
+        assert b.state.phase == st.STOPPED and any(r.startswith("grid stopped") for r in b.reasons())
+
+    run(b, body)
