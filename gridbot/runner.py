@@ -746,7 +746,13 @@ class Bot:
         keepalive = asyncio.ensure_future(self._keepalive())
         waiter = asyncio.ensure_future(self._stop_event.wait())
         try:
-            if await self.start_up():
+            work = asyncio.ensure_future(self.start_up())
+            await asyncio.wait((work, waiter), return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():  # SIGTERM while waiting for the exchange: answered at once
+                work.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await work
+            elif work.result():
                 self.notifier.ready(self.status_line())
                 log.info("ready: %s", self.status_line())
             while not self.stopping:

@@ -291,7 +291,6 @@ def test_levels_outside_the_price_band_wait_without_a_request_and_come_when_the_
         assert D(100) in {o.price for o in fake.open_orders()}
 
     run(b, body)
-    assert not any(p.get("price") in ("100", "200") and False for p in posts(fake))
     prices = [p["params"].get("price") for p in fake.log if p["method"] == "POST" and p["path"] == "/api/v1/order"]
     assert prices.count("200") == 0 and prices.count("100") == 1  # nothing burnt on the band: one placement
 
@@ -436,3 +435,133 @@ def test_out_of_range_and_stopped_grids_are_degraded(fake, tmp_path):
         assert b.state.phase == st.STOPPED and any(r.startswith("grid stopped") for r in b.reasons())
 
     run(b, body)
+
+
+# ------------------------------------------------------------------ 7. outages at start
+
+class Recorder(Notifier):
+    """A notifier that keeps what it would have told systemd."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+        self.sent: list[dict[str, str]] = []
+
+    def send(self, **fields: str) -> bool:
+        self.sent.append(fields)
+        return True
+
+
+def test_start_waits_for_the_exchange_and_reports_ready_degraded_after_the_grace(fake, tmp_path):
+    b = make_bot(tmp_path, fake)
+    b.notifier = rec = Recorder()
+    b.start_grace_s = 0.3
+    b.health.grace["exchange"] = 0.0
+    fake.go_down("503")
+
+    async def body() -> None:
+        import asyncio as aio
+
+        b._stop_event = aio.Event()
+        task = aio.ensure_future(b.start_up())
+        await aio.sleep(1.0)
+        assert not task.done()
+        assert rec.sent and rec.sent[0]["STATUS"].startswith("waiting for exchange: unavailable")
+        readies = [m for m in rec.sent if m.get("READY") == "1"]
+        assert len(readies) == 1 and readies[0]["STATUS"].startswith("waiting for exchange")
+        assert not b.healthy() and b.snapshot()["phase"] == "starting"
+        fake.come_up()
+        assert await aio.wait_for(task, 10)
+        assert b.healthy(), b.reasons()
+        assert len(venue_ids(fake)) == 4
+
+    run(b, body)
+
+
+def _spawn(tmp_path: Path, fake: FakeBackpack, sock_path: str):
+    import json
+    import os
+    import subprocess
+
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "bp1.json").write_text(json.dumps({
+        "exchange": "backpack", "symbol": "SOL_USDC", "lower_price": "140", "upper_price": "160", "levels": 4,
+        "qty_per_level": "0.1", "backpack": {"base_url": fake.base_url, "poll_interval_s": 0.2}}))
+    run_dir = tmp_path / "creds"
+    run_dir.mkdir()
+    (run_dir / "backpack").write_text(json.dumps({"api_key": PUB, "api_secret": SECRET}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRIDBOT_", "CREDENTIALS_", "STATE_DIR", "NOTIFY"))}
+    env.update(GRIDBOT_CONFIG_DIR=str(tmp_path / "cfg"), GRIDBOT_STATE_DIR=str(tmp_path / "state"),
+               CREDENTIALS_DIRECTORY=str(run_dir), NOTIFY_SOCKET=sock_path,
+               PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    return subprocess.Popen([sys.executable, "-m", "gridbot.runner", "bp1"], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+class Sock:
+    def __init__(self, path: str) -> None:
+        import socket
+
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.s.bind(path)
+        self.s.settimeout(0.2)
+        self.msgs: list[str] = []
+
+    def wait_for(self, text: str, timeout: float) -> str:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                self.msgs.append(self.s.recv(65536).decode())
+            except OSError:
+                continue
+            if text in self.msgs[-1]:
+                return self.msgs[-1]
+        raise AssertionError(f"no {text!r} in {self.msgs}")
+
+
+@pytest.mark.parametrize("mode", ["refuse", "503"])
+def test_sigterm_while_waiting_for_the_exchange_exits_0_at_once_without_a_traceback(fake, tmp_path, mode):
+    import signal
+
+    fake.go_down(mode)
+    sock = Sock(str(tmp_path / "notify.sock"))
+    proc = _spawn(tmp_path, fake, str(tmp_path / "notify.sock"))
+    try:
+        sock.wait_for("STATUS=waiting for exchange", 40)
+        time.sleep(0.5)  # inside the adapter's retries now
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out
+    assert took < 2.0, took
+    assert "Traceback" not in out and "crashed" not in out
+    kind = "unreachable" if mode == "refuse" else "unavailable"
+    assert len([line for line in out.splitlines() if line.startswith("<3>")]) == 1, out  # one line for the kind
+    assert f"exchange {kind}" in out
+    assert not any("READY=1" in m for m in sock.msgs)
+
+
+def test_a_bot_started_during_an_outage_trades_once_the_exchange_is_back(fake, tmp_path):
+    import signal
+
+    fake.go_down("refuse")
+    sock = Sock(str(tmp_path / "notify.sock"))
+    proc = _spawn(tmp_path, fake, str(tmp_path / "notify.sock"))
+    try:
+        sock.wait_for("STATUS=waiting for exchange: unreachable", 40)
+        fake.come_up()
+        ready = sock.wait_for("READY=1", 60)
+        assert "open orders" in ready and "DEGRADED" not in ready
+        assert len(fake.open_orders()) == 4
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out and "exchange reachable again" in out
