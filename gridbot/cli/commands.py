@@ -328,9 +328,11 @@ def validate(
     names: Optional[List[str]] = NamesArg,
     paths: Optional[List[Path]] = ConfigOpt,
     all_: bool = typer.Option(False, "--all", help="every config, and clashes between them"),
+    offline: bool = typer.Option(False, "--offline", help="skip the live configs' price-band look-up (public data)"),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Check configs (and with --all, clashes: same web_port, same account+symbol)."""
+    """Check configs (and with --all, clashes: same web_port, same account+symbol); live ranges are
+    compared with the venue's price band at today's price unless --offline."""
     results: dict[str, Optional[str]] = {}
     if all_:
         if names or paths:
@@ -346,15 +348,23 @@ def validate(
     else:
         sources = [(fleet.resolve(CTX, [], [p])[0], p) for p in paths or []]
         sources += [(n, cfgmod.config_path(n, CTX.config_dir)) for n in fleet.resolve(CTX, names or [])]
-        _good, bad = fleet.try_load(sources)
+        good, bad = fleet.try_load(sources)
         results = {n: bad.get(n) for n, _path in sources}
         if not results:
             raise UsageError("no instance given: name one or more, -c PATH, or --all")
+    warnings: dict[str, list[str]] = {}
+    if not offline:
+        from ..bands import band_warnings
+
+        warnings = {n: w for n, c in good.items() if (w := band_warnings(c))}
     if as_json:
-        r.emit_json({n: {"valid": e is None, "error": e} for n, e in results.items()})
+        r.emit_json({n: {"valid": e is None, "error": e, **({"warnings": warnings[n]} if n in warnings else {})}
+                     for n, e in results.items()})
     else:
         for n, e in results.items():
             print(f"{n}: ok") if e is None else print(f"gridbot: error: {e}", file=sys.stderr)
+            for w in warnings.get(n, ()):
+                print(f"gridbot: warning: {n}: {w}", file=sys.stderr)
     if any(results.values()):
         raise typer.Exit(6)
 
