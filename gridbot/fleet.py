@@ -94,6 +94,16 @@ def load_all(ctx: Context, skip: Iterable[str] = ()) -> tuple[dict[str, "GridCon
 ACCOUNT_REQUESTS_PER_MIN = 2000
 POLL_SHARE = 0.75
 REQUESTS_PER_POLL = 2
+# besides polling, each live bot reads: 2 requests per reconcile (fills, open orders), balances every
+# 30 s, markets every 5 min, the clock every 10 min
+REQUESTS_PER_RECONCILE = 2
+BACKGROUND_PER_MIN = 2 + 0.2 + 0.1
+
+
+def requests_per_min(cfg: "GridConfig") -> float:
+    """What one idle live instance asks of its account per minute (orders come on top)."""
+    return (REQUESTS_PER_POLL * 60 / cfg.backpack.poll_interval_s
+            + REQUESTS_PER_RECONCILE * 60 / cfg.reconcile_interval_s + BACKGROUND_PER_MIN)
 
 
 def check_clashes(configs: dict[str, "GridConfig"]) -> None:
@@ -114,13 +124,13 @@ def check_clashes(configs: dict[str, "GridConfig"]) -> None:
                 problems.append(f"{books[key]} and {name} both trade {cfg.symbol} on {cfg.exchange} account '{key[1]}'")
             books.setdefault(key, name)
             account = (cfg.exchange, cfg.backpack.account)
-            polling[account] = polling.get(account, 0.0) + REQUESTS_PER_POLL * 60 / cfg.backpack.poll_interval_s
+            polling[account] = polling.get(account, 0.0) + requests_per_min(cfg)
     budget = ACCOUNT_REQUESTS_PER_MIN * POLL_SHARE
     for (exchange, account), per_min in sorted(polling.items()):
         if per_min > budget:
             problems.append(f"the {exchange} instances on account '{account}' would poll ~{per_min:.0f} requests/min, "
                             f"over {budget:.0f} of the {ACCOUNT_REQUESTS_PER_MIN}/min the account shares: "
-                            f"raise backpack.poll_interval_s")
+                            f"raise backpack.poll_interval_s or reconcile_interval_s")
     if problems:
         raise ConfigError("clash: " + "; ".join(problems))
 

@@ -9,6 +9,32 @@ Ownership on a shared account: client ids come from epochs handed out by ``new_e
 strategy.py); a fill or an open order counts only if it matches an order row we wrote (by the
 venue's order id where known, else client id + symbol), and fills are read from ``started_ms``.
 
+Healing on a real venue (issue 9): every placement answer is read (a 200 ``Expired`` is a
+rejection; a market order that ended short is settled, so a rebalance never sticks); refused levels
+are held and released with backoff (5 s doubling to 5 min), never given up; a reconcile every
+``reconcile_interval_s`` (default 30 s) compares live orders with the venue's open orders and re-reads
+an hour of fills, so orders cancelled or filled behind the bot's back and late fills are caught;
+market rules (price band, book state) are re-read with it and keep levels waiting instead of
+burning rejections. A refused API key halts placing (one log line, a signed probe every 60 s) until
+the key works. Exchange failures log one line per kind of failure per outage, never a traceback.
+What the bot is not doing that it should is its *health* (``health.py``): ``STATUS=`` starts with
+``DEGRADED: <reasons>``, ``/healthz`` answers 503 with the reasons, ``/metrics`` has
+``gridbot_degraded`` and ``/api/status`` a ``health`` object.
+
+Start-up without the exchange (boot before the network, maintenance): the bot retries with backoff
+(1 s doubling to 60 s) and tells systemd ``STATUS=waiting for exchange: <kind> ...``. If the venue
+is still unreachable after START_GRACE_S (20 s) it sends ``READY=1`` anyway, degraded: the status
+says "waiting for exchange", ``/healthz`` answers 503, and the bot keeps retrying and places the grid
+by itself once the venue answers. Chosen over a longer ``TimeoutStartSec=`` or ``EXTEND_TIMEOUT_USEC=``
+because those keep the unit "activating" for as long as the outage lasts: ``gridbot start`` and
+anything ordered after the bot (``gridbot.target``, ``multi-user.target`` at boot) would hang with it,
+and the start limit would still fail the unit for good when the outage outlasts the extension. A
+running-but-degraded unit is honest (healthy means trading: it says it is not) and needs nobody to
+restart it. SIGTERM is answered at once at any time, even inside the adapter's retries (the cycle is
+cancelled; unsent intents are pending rows the next start sends), and exits 0. While the exchange
+is down at run time the loop keeps going and the watchdog is fed (``_keepalive``) as long as the loop
+shows progress within STALL_S; a truly hung loop still starves it.
+
 Lean on purpose (20 bots on a small VPS): for paper instances neither OpenSSL (``ssl``,
 ``_hashlib``) nor typer/rich/pystemd/httpx/cryptography are imported, and asyncio is imported only
 after the config said whether TLS will be needed.
