@@ -5,10 +5,12 @@ creates paper configs and measures; prints a table per section and writes bench/
 Asserts nothing. Sections (default: all; pick with --only, e.g. ``--only list,cold``):
 
   cold      CLI cold start (`gridbot --help`, `gridbot list`) vs `python -c pass`
-  list      `gridbot list` with 1, 10, 100 running instances vs systemctl list-units + show
+  list      `gridbot list` with 1, 10, 100 running instances vs systemctl list-units + show; then, at the
+            largest fleet, the dashboard's fleet JSON (gridbot-web.service): request time and build time
   start     `gridbot start` of 50 instances vs `systemctl start gridbot@{1..50}`
   sandbox   N simultaneous starts: shipped template (paper), + live drop-in, plain copy; scores
-  instance  steady RSS and idle CPU per paper instance, time from start to READY=1
+  instance  steady RSS and idle CPU per paper instance, time from start to READY=1; idle CPU with
+            figures published against the same bots with publishing off (its cost)
   strategy  strategy core updates/s on a 50-level grid (bench/bench_strategy.py, bench_bot.py)
 
 Timings of commands are taken *inside* the container by one small Python timer per batch, so
@@ -57,6 +59,16 @@ for label, cmd in spec.items():
     out[label] = ts
 print(json.dumps(out))
 '''
+
+# run inside the box: GET a URL `reps` times, print [seconds, ...] and the body size
+FETCH = r'''
+import json, sys, time, urllib.request
+url, reps = sys.argv[1], int(sys.argv[2]); ts = []
+for _ in range(reps):
+    t = time.perf_counter(); body = urllib.request.urlopen(url, timeout=10).read(); ts.append(time.perf_counter() - t)
+print(json.dumps({"times": ts, "bytes": len(body), "instances": len(json.loads(body)["instances"])}))
+'''
+WEB_PORT = 18787
 
 
 def paper(i: int, interval: float = 1.0) -> str:
@@ -235,15 +247,45 @@ class Bench:
                         "(strace: processes started, system-bus connections)")
         self.findings.append(
             f"`gridbot list` stays one process with one system-bus connection at any fleet size ({trace.strip()}); "
-            f"its cost per extra running instance is {slope['gridbot list']:.2f} ms (one GetAll per unit on that "
+            f"its cost per extra running instance is {slope['gridbot list']:.2f} ms (ten property Gets per unit on that "
             f"connection) against {slope['systemctl list-units + show']:.2f} ms for `systemctl show`; the fixed "
             f"part ({per[lo]['gridbot list'] * 1e3:.0f} ms at {lo}) is interpreter start and imports.")
         self.key(f"gridbot list at {hi} instances vs systemctl list-units + show",
                  f"{per[hi]['gridbot list'] * 1e3:.0f} ms vs {per[hi]['systemctl list-units + show'] * 1e3:.0f} ms "
                  f"({per[hi]['gridbot list'] / per[hi]['systemctl list-units + show']:.2f}x); "
                  f"{slope['gridbot list']:.2f} ms per extra instance")
+        self.bench_fleet_json(hi)
         self.stop_all()
         self.drop_configs(names)
+
+    def bench_fleet_json(self, n: int) -> None:
+        """The dashboard's /api/fleet with ``n`` running instances, from the installed gridbot-web.service."""
+        self.section(f"dashboard fleet JSON with {n} running instances (gridbot-web.service)")
+        self.sh(f"mkdir -p /etc/systemd/system/gridbot-web.service.d && printf '[Service]\\nEnvironment="
+                f"GRIDBOT_WEB_PORT={WEB_PORT}\\n' > /etc/systemd/system/gridbot-web.service.d/bench.conf && "
+                "systemctl daemon-reload && systemctl restart gridbot-web.service")
+        url = f"http://127.0.0.1:{WEB_PORT}/api/fleet"
+        deadline = time.monotonic() + 60
+        while True:  # until the collector has seen the whole fleet
+            out = self.box.run(["/usr/bin/python3", "-c", FETCH, url, "1"], timeout=60)
+            if out.returncode == 0 and json.loads(out.stdout)["instances"] >= n or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        d = json.loads(self.box.run(["/usr/bin/python3", "-c", FETCH, url, str(max(self.args.reps, 20))],
+                                    timeout=300, check=True).stdout)
+        # the collector's work per refresh (systemd rows + figure and history files), off the request path
+        build = self.timeit({"build": [PY, "-c", "from gridbot import dashboard, fleet; "
+                                                 "dashboard.collect(fleet.Context())"],
+                             "python + imports": [PY, "-c", "from gridbot import dashboard, fleet"]}, self.args.reps)
+        best, med = min(d["times"]) * 1e3, statistics.median(d["times"]) * 1e3
+        rows = [[f"GET /api/fleet ({d['instances']} instances, {d['bytes'] / 1024:.0f} KiB)",
+                 f"best {best:.1f} ms, median {med:.1f} ms"],
+                ["one refresh by the collector thread (every 2 s, off the request path)",
+                 f"{(build['build'] - build['python + imports']) * 1e3:.0f} ms"]]
+        self.table(["figure", "value"], rows, note="budget: the fleet JSON for 100 instances in < 100 ms")
+        self.key(f"dashboard fleet JSON, {d['instances']} instances", f"{med:.1f} ms median (budget < 100 ms)")
+        self.sh("systemctl stop gridbot-web.service; rm -rf /etc/systemd/system/gridbot-web.service.d; "
+                "systemctl daemon-reload")
 
     def bench_start(self) -> None:
         n = self.args.start_n
@@ -384,9 +426,11 @@ c0 = [cpu(p) for p in pids]; t0 = time.monotonic(); time.sleep(float(os.environ[
 c1 = [cpu(p) for p in pids]; dt = time.monotonic() - t0
 print(json.dumps({"rss": [rss(p) for p in pids], "cpu": [(b - a) / dt for a, b in zip(c0, c1)]}))
 '''
-        out = self.box.run(["/usr/bin/python3", "-c", probe, *names], env={"WINDOW": str(self.args.window)},
-                           timeout=300, check=True)
-        d = json.loads(out.stdout)
+        def measure() -> dict:
+            out = self.box.run(["/usr/bin/python3", "-c", probe, *names], env={"WINDOW": str(self.args.window)},
+                               timeout=300, check=True)
+            return json.loads(out.stdout)
+        d = measure()
         stats = json.loads(self.sh(f"{GB} stats --json"))
         mem_cg = [x["memory_bytes"] for x in stats["instances"] if x["name"] in set(names)]
         rss_med = statistics.median(d["rss"]) / 2**20
@@ -400,6 +444,24 @@ print(json.dumps({"rss": [rss(p) for p in pids], "cpu": [(b - a) / dt for a, b i
         self.table(["figure", "value"], rows)
         self.key("paper instance: start to READY / RSS / idle CPU",
                  f"{statistics.median(ready) * 1e3:.0f} ms / {rss_med:.1f} MiB / {cpu_med:.2f} % of a core")
+        # the cost of publishing figures: the same bots with the figures directory pointed nowhere
+        # (the publisher gives up after one failed write and computes nothing more)
+        self.sh("mkdir -p /etc/systemd/system/gridbot@.service.d && printf '[Service]\\nEnvironment="
+                "GRIDBOT_FIGURES_DIR=/nonexistent/figures\\n' > /etc/systemd/system/gridbot@.service.d/90-bench.conf"
+                " && systemctl daemon-reload")
+        self.sh(f"systemctl restart {' '.join(f'gridbot@{x}.service' for x in names)}", timeout=600)
+        time.sleep(self.args.settle)
+        off = measure()
+        self.sh("rm -f /etc/systemd/system/gridbot@.service.d/90-bench.conf && systemctl daemon-reload")
+        cpu_off = statistics.median(off["cpu"]) * 100
+        self.table(["idle CPU per instance (median)", "value"],
+                   [["figures published (shipped)", f"{cpu_med:.3f} % of one core"],
+                    ["figures off", f"{cpu_off:.3f} % of one core"],
+                    ["cost of publishing", f"{cpu_med - cpu_off:+.3f} points (same bots, same window)"]],
+                   note="a bot writes its figures at most every 2 s and only when they changed (paper price ticks "
+                        "every 1 s here, so about every 2 s), plus one history point a minute")
+        self.key("idle CPU of publishing figures", f"{cpu_med - cpu_off:+.3f} points of a core per bot "
+                                                   f"({cpu_med:.3f} % vs {cpu_off:.3f} % off)")
         self.stop_all()
         self.drop_configs(names)
 

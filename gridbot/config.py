@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._units import check_name
-from .errors import ConfigError
+from .errors import ConfigError, PermissionDenied
 
 if TYPE_CHECKING:  # pydantic costs ~150 ms to import: only commands that validate pay for it
     from pydantic import ValidationError
@@ -47,8 +47,15 @@ def list_names(directory: Path) -> list[str]:
     return names
 
 
-def parse_config(text: str | bytes, source: str) -> "GridConfig":
-    """Validate JSON text; raise ConfigError naming the file, the field and why."""
+def parse_config(text: str | bytes, source: str, *, feasible: bool = False) -> "GridConfig":
+    """Validate JSON text; raise ConfigError naming the file, every bad field and why, at once.
+
+    pydantic stops at field errors before it runs the cross-field checks, and the grid's
+    feasibility needs a valid model: fixing two errors would reveal the next ones. So after a
+    failure the bad keys are set aside and the rest is checked again (up to three rounds); what
+    that finds about the keys still in place is reported too. ``feasible``: also the start-up
+    feasibility checks (``gridbot.feasibility``) for paper configs, whose venue the config describes.
+    """
     from pydantic import ValidationError
 
     from .models import GridConfig
@@ -56,29 +63,158 @@ def parse_config(text: str | bytes, source: str) -> "GridConfig":
     if len(text) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{source}: file is larger than {MAX_CONFIG_BYTES} bytes; not a gridbot config")
     try:
-        return GridConfig.model_validate_json(text)
+        cfg = GridConfig.model_validate_json(text)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {describe(exc)}") from None
+        parts = describe(exc)
+        parts += _more_errors(text, exc, feasible)
+        raise ConfigError(f"{source}: {'; '.join(dict.fromkeys(parts))}") from None
+    if feasible:
+        found = _feasibility(cfg)
+        if found:
+            raise ConfigError(f"{source}: {'; '.join(found)}")
+    return cfg
 
 
-def describe(exc: "ValidationError") -> str:
-    """One line: 'field: why; field: why' (pydantic's own text is multi-line and echoes input)."""
+def _feasibility(cfg: "GridConfig") -> list[str]:
+    if cfg.exchange != "paper":  # a live venue's rules and balances are only known at start
+        return []
+    from . import feasibility
+
+    return feasibility.problems(cfg, feasibility.paper_venue(cfg))
+
+
+def _more_errors(text: str | bytes, first: "ValidationError", feasible: bool) -> list[str]:
+    """Set the failing keys aside and validate the rest again, so every error shows in one go."""
+    import json
+    from decimal import Decimal
+
+    from pydantic import ValidationError
+
+    from .models import GridConfig
+
+    try:
+        data = json.loads(text, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError):
+        return []
+    if not isinstance(data, dict):
+        return []
+    dropped: set[str] = set()
+    out: list[str] = []
+    exc: ValidationError = first
+    for _round in range(3):
+        progress = False
+        for err in exc.errors(include_url=False, include_input=False):
+            loc = [str(x) for x in err.get("loc", ())]
+            if loc and _drop(data, loc):
+                dropped.add(".".join(loc))
+                progress = True
+        if not progress:
+            return out
+        try:
+            cfg = GridConfig.model_validate(data)
+        except ValidationError as again:
+            out += [m for m in describe(again) if not _mentions(m, dropped)]
+            exc = again
+            continue
+        if feasible:
+            out += [m for m in _feasibility(cfg) if not _mentions(m, dropped)]
+        return out
+    return out
+
+
+def _drop(data: dict, loc: list[str]) -> bool:
+    node = data
+    for k in loc[:-1]:
+        node = node.get(k) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            return False
+    if isinstance(node, dict) and loc[-1] in node:
+        del node[loc[-1]]
+        return True
+    return False
+
+
+def _mentions(message: str, keys: set[str]) -> bool:
+    """Is this message about a key that was set aside (its default would be judged, not the file)?"""
+    return any(k in message or k.rsplit(".", 1)[-1] in message for k in keys) or (
+        any(k.split(".")[-1] in ("qty_per_level", "investment") for k in keys) and "exactly one of" in message)
+
+
+# Patterns, said in words (pydantic would print the raw regular expression).
+PATTERN_WORDS = {
+    "symbol": "must be BASE_QUOTE: two parts of capital letters or digits (1-20 each) joined by '_', e.g. SOL_USDC",
+    "backpack.base_url": "must be an http:// or https:// URL without spaces",
+    "backpack.account": "must be 1-64 letters, digits, '_', '.' or '-'",
+}
+
+
+def describe(exc: "ValidationError") -> list[str]:
+    """One message per error: 'field: why' (pydantic's own text is multi-line and echoes input)."""
     parts = []
     for err in exc.errors(include_url=False, include_input=False):
-        loc = ".".join(str(x) for x in err.get("loc", ())) or "config"
+        path = tuple(str(x) for x in err.get("loc", ()))
+        loc = ".".join(path) or "config"
         msg = err.get("msg", "invalid")
-        if err.get("type") == "json_invalid":
+        kind = err.get("type")
+        if kind == "json_invalid":
             ctx = err.get("ctx", {}).get("error", "")
             parts.append(f"malformed JSON ({ctx})" if ctx else "malformed JSON")
             continue
-        if err.get("type") == "extra_forbidden":
-            msg = "unknown key (typo?)"
+        if kind == "extra_forbidden":
+            msg = "unknown key" + (f"; {hint}" if (hint := suggest_key(path)) else " (typo?)")
+        elif kind == "string_pattern_mismatch":
+            msg = PATTERN_WORDS.get(loc, "does not have the expected form")
         msg = msg.removeprefix("Value error, ")
         parts.append(msg if loc == "config" else f"{loc}: {msg}")
-    return "; ".join(parts)
+    return parts
 
 
-def load_file(path: Path) -> "GridConfig":
+def _key_paths() -> dict[tuple[str, ...], set[str]]:
+    """Every valid key path of a config -> its sibling keys, from the models themselves."""
+    from pydantic import BaseModel
+
+    from .models import GridConfig
+
+    out: dict[tuple[str, ...], set[str]] = {}
+
+    def walk(model: type, prefix: tuple[str, ...]) -> None:
+        names = set()
+        for name, f in model.model_fields.items():
+            key = f.alias or name
+            names.add(key)
+            ann = f.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                walk(ann, prefix + (key,))
+        out[prefix] = names
+
+    walk(GridConfig, ())
+    return out
+
+
+def suggest_key(path: tuple[str, ...]) -> str:
+    """'did you mean …' for an unknown key: a near sibling (typo), or the same key at another level."""
+    import difflib
+
+    if not path:
+        return ""
+    parent, key = path[:-1], path[-1]
+    paths = _key_paths()
+    elsewhere = [".".join(p + (key,)) for p, names in sorted(paths.items()) if key in names and p != parent]
+    if elsewhere:
+        home = elsewhere[0].rsplit(".", 1)[0] if "." in elsewhere[0] else ""
+        return f"did you mean {' or '.join(elsewhere)}? (it belongs {'under ' + home if home else 'at the top level'})"
+    near = difflib.get_close_matches(key, sorted(paths.get(parent, ())), n=1, cutoff=0.6)
+    if near:
+        return f"did you mean {'.'.join(parent + (near[0],))}?"
+    everywhere = {".".join(p + (n,)): n for p, names in paths.items() for n in names}
+    near = difflib.get_close_matches(key, sorted(set(everywhere.values())), n=1, cutoff=0.75)
+    if near:
+        full = sorted(k for k, v in everywhere.items() if v == near[0])
+        return f"did you mean {' or '.join(full)}?"
+    return ""
+
+
+def load_file(path: Path, *, feasible: bool = False) -> "GridConfig":
     try:
         with open(path, "rb") as f:
             text = f.read(MAX_CONFIG_BYTES + 1)
@@ -87,14 +223,14 @@ def load_file(path: Path) -> "GridConfig":
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a directory, not a config file") from None
     except PermissionError:
-        raise ConfigError(f"{path}: permission denied (try sudo)") from None
+        raise PermissionDenied(f"cannot read {path}: permission denied (needs root: sudo)") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-    return parse_config(text, str(path))
+    return parse_config(text, str(path), feasible=feasible)
 
 
-def load(name: str, directory: Path) -> "GridConfig":
-    return load_file(config_path(name, directory))
+def load(name: str, directory: Path, *, feasible: bool = False) -> "GridConfig":
+    return load_file(config_path(name, directory), feasible=feasible)
 
 
 def schema() -> dict:

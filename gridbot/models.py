@@ -11,7 +11,9 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SCHEMA_URL = "https://gridbot.invalid/schema/config.json"  # editors map this to `gridbot schema`
+# Where packaging/install.sh writes `gridbot schema`: the examples' "$schema" resolves on the host itself.
+SCHEMA_PATH = "/usr/local/share/gridbot/config.schema.json"
+SCHEMA_URL = f"file://{SCHEMA_PATH}"
 
 PositiveDecimal = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
 Fraction = Annotated[Decimal, Field(ge=0, lt=Decimal("0.1"), allow_inf_nan=False)]

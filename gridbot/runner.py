@@ -59,6 +59,7 @@ from decimal import Decimal  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING, Any, Callable, Optional  # noqa: E402
 
+from . import figures  # noqa: E402
 from . import strategy as st  # noqa: E402
 from .config import config_dir, load  # noqa: E402
 from .errors import AuthError, ConfigError, CredentialsError, ExchangeError, OrderRejected, UsageError  # noqa: E402
@@ -72,6 +73,7 @@ from .store import CANCELLED, FILLED, NOT_PLACED, OPEN, PENDING, REJECTED, Order
 if TYPE_CHECKING:
     import asyncio
 
+    from .account import Claim
     from .exchange.base import Exchange, Fill, Market
 
 EX_OK, EX_FAIL, EX_CONFIG = 0, 1, 78
@@ -85,6 +87,7 @@ HOLD_BASE_S, HOLD_MAX_S = 5.0, 300.0  # a refused level is retried after 5 s, 10
 AUTH_RETRY_S = 60.0  # keys refused: try them again this often (one signed request)
 START_GRACE_S = 20.0  # exchange unreachable at start: READY=1 (degraded) after this, well inside TimeoutStartSec
 WAIT_MAX_S = 60.0  # backoff cap while waiting for the exchange (start-up and run time)
+STOP_GRACE_S = 2.0  # SIGTERM lets a healthy cycle finish this long before cancelling it
 SHUTDOWN_CANCEL_S = 20.0  # on_stop=cancel gets this long (TimeoutStopSec=30)
 STALL_S = 180.0  # the watchdog keeps being fed while one cycle takes up to this (adapter retries ~75 s at worst)
 log = logging.getLogger("gridbot")
@@ -167,7 +170,7 @@ class Bot:
         self._stop_event: Optional["asyncio.Event"] = None
         self._reload_requested = False
         self.health = Health()
-        self.started = False  # the grid is placed (or waiting for its price): start-up is over
+        self.started = False  # start-up reached the venue and reconciled: on_stop applies at shutdown
         self.hold_base_s, self.hold_max_s = HOLD_BASE_S, HOLD_MAX_S
         self._held_due: dict[int, float] = {}  # held gap -> monotonic time of its release
         self._reconciled_at = time.monotonic()
@@ -701,6 +704,7 @@ class Bot:
                 if self.state is None:
                     await self.open_state()
                 await self.reconcile()
+                self.started = True  # the venue answered and the state agrees with it: on_stop applies from now
                 if self.auth_halted:
                     self._auth_ok()
                 if not self.stopping:  # a SIGTERM during startup: don't re-place what shutdown would cancel
@@ -708,7 +712,6 @@ class Bot:
                     await self.cycle()
                 self._exchange_ok()
                 self.health.set("starting", None, time.monotonic())
-                self.started = True
                 return not self.stopping
             except AuthError as exc:
                 self._halt_on_auth(exc)
@@ -774,12 +777,15 @@ class Bot:
         try:
             work = asyncio.ensure_future(self.start_up())
             await asyncio.wait((work, waiter), return_when=asyncio.FIRST_COMPLETED)
+            if not work.done() and self._failing_since is None:  # a healthy start-up may finish placing
+                await asyncio.wait((work,), timeout=STOP_GRACE_S)
             if not work.done():  # SIGTERM while waiting for the exchange: answered at once
                 work.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await work
-            elif work.result():
+            elif work.result() and not self.stopping:
                 self.notifier.ready(self.status_line())
+                self.publish(force=True)
                 log.info("ready: %s", self.status_line())
             while not self.stopping:
                 tick = asyncio.ensure_future(self.ex.wait_event(self.loop_timeout))
@@ -793,7 +799,10 @@ class Bot:
                 tick.result()
                 work = asyncio.ensure_future(self._guarded_cycle())
                 await asyncio.wait((work, waiter), return_when=asyncio.FIRST_COMPLETED)
-                if not work.done():  # SIGTERM answered at once, even inside a slow exchange call
+                if not work.done():  # SIGTERM: a healthy cycle may finish (no half-sent intent); one stuck
+                    if self._failing_since is None:  # in an outage's retries is cancelled at once
+                        await asyncio.wait((work,), timeout=STOP_GRACE_S)
+                if not work.done():
                     work.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await work
@@ -805,6 +814,7 @@ class Bot:
             keepalive.cancel()
         self.notifier.stopping(f"stopping; {self.status_line()}")
         await self.shutdown()
+        self.publish(force=True)
         if server is not None:
             await server.close()
         return EX_OK
@@ -826,7 +836,7 @@ class Bot:
         if self.state is None or not self.started:
             if self.state is not None:
                 self.store.put("strategy", self.state.to_dict())
-            log.info("stopped before the grid was placed: on_stop not applied")
+            log.info("stopped before the bot reached the exchange: on_stop not applied")
             await self.ex.close()
             return
         if self.cfg.on_stop is OnStop.cancel:
@@ -876,6 +886,22 @@ class Bot:
             self.notifier.status(line, watchdog=self.notifier.watchdog_interval is not None)
             self._last_ping = now
             self._last_status = line
+        self.publish()
+
+    def publish(self, force: bool = False) -> None:
+        """Figures for `gridbot list`/top/web: a small file, written only when due and changed."""
+        pub = getattr(self, "_figures", None)
+        if pub is None:
+            pub = self._figures = figures.Publisher(
+                self.name, self.cfg.exchange, figures.figures_dir(), lambda: self.store.get("equity_history"),
+                lambda h: self.store.put("equity_history", h), self._recent_fills, log=log.warning)
+        pub.tick(self.state, self.price, force, self.reasons())
+
+    def _recent_fills(self, n: int) -> list[dict[str, Any]]:
+        rows = self.store.db.execute("SELECT side, price, qty, fee, fee_asset, ts_ms FROM fills "
+                                     "ORDER BY ts_ms DESC, trade_id DESC LIMIT ?", (n,)).fetchall()
+        return [{"side": r[0], "price": r[1], "qty": r[2], "fee": r[3], "fee_asset": r[4], "time": r[5] / 1000}
+                for r in rows]
 
     def reasons(self) -> list[str]:
         """Why the bot is not trading as configured (empty: it is); see gridbot/health.py."""
@@ -904,13 +930,10 @@ class Bot:
         return not self.stopping and not self.reasons()
 
     def status_line(self) -> str:
-        s = self.state
         reasons = self.reasons()
-        if s is None:
+        if self.state is None:
             return reasons[0] if reasons else "starting"
-        q = s.p.quote
-        line = (f"{self.price} {q} | {len(s.by_cid)} open orders | profit {s.realised:+.4f} {q} "
-                f"({s.pairs} pairs) | {s.fills} fills | {s.phase}")
+        line = figures.status_line(self.state, self.price)
         return f"DEGRADED: {'; '.join(reasons)} | {line}" if reasons else line
 
     def snapshot(self) -> dict[str, Any]:
@@ -999,7 +1022,8 @@ def _diff(a: Any, b: Any, path: str = "") -> list[str]:
     return [] if a == b else [path.rstrip(".").removeprefix("paper.") or "paper"]
 
 
-async def _amain(name: str, cfg: GridConfig, state_dir: Path, cfg_dir: Path) -> int:
+async def _amain(name: str, cfg: GridConfig, state_dir: Path, cfg_dir: Path, claim: "Claim") -> int:
+    from .account import check_fresh_start, state_is_empty
     from .exchange.factory import open_exchange
 
     store = Store.open(state_dir)
@@ -1010,8 +1034,14 @@ async def _amain(name: str, cfg: GridConfig, state_dir: Path, cfg_dir: Path) -> 
         ex = open_exchange(cfg, state_dir, saved=saved, save=lambda d: store.put("paper", d), latency_s=latency)
         if ids:  # a rebuilt venue continues the old one's trade and order numbering
             ex.venue.continue_ids(*ids)  # type: ignore[attr-defined]
-        # placeholder until the account registry (gridbot/account.py) hands out epochs for live accounts
-        new_epoch = store_epochs(store) if cfg.exchange == "paper" else (lambda: 1)
+        if claim.live and state_is_empty(store):
+            try:  # a lost state never starts silently; a reset's old orders are cancelled first
+                await check_fresh_start(claim, ex)
+            except BaseException:
+                await ex.close()
+                raise
+        # paper: the simulated venue is the instance's own account; live: the account's epoch registry
+        new_epoch = claim.new_epoch if claim.live else store_epochs(store)
         bot = Bot(name, cfg, store, ex, Notifier(), cfg_dir, new_epoch)
         return await bot.run()
     finally:
@@ -1038,9 +1068,18 @@ def main(name: str) -> int:
         sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
     import asyncio
 
+    from .account import AccountError, accounts_root, claim
+
     state_dir = state_dir_for(name)
-    try:
-        return asyncio.run(_amain(name, cfg, state_dir, cfg_dir))
+    try:  # the account's rules, before anything is opened: one symbol per account, its rate budget
+        held = claim(name, cfg, accounts_root(state_dir.parent))
+        try:
+            return asyncio.run(_amain(name, cfg, state_dir, cfg_dir, held))
+        finally:
+            held.release()
+    except AccountError as exc:
+        log.error("not starting: %s", exc)
+        return EX_FAIL if exc.transient else EX_CONFIG
     except (GridError, CredentialsError, ConfigError) as exc:
         log.error("not starting: %s", exc)
         return EX_CONFIG

@@ -30,6 +30,11 @@ else
 fi
 mkdir -p /usr/local/bin
 ln -sfn "$PREFIX/bin/gridbot" /usr/local/bin/gridbot
+# the config JSON Schema, where the example configs' "$schema" points (editors read it from disk)
+mkdir -p /usr/local/share/gridbot
+"$PREFIX/bin/gridbot" schema > /usr/local/share/gridbot/config.schema.json.tmp
+mv -f /usr/local/share/gridbot/config.schema.json.tmp /usr/local/share/gridbot/config.schema.json
+chmod 0644 /usr/local/share/gridbot/config.schema.json
 
 # 2. user, group and directories
 install -D -m 0644 "$SRC/packaging/sysusers.d-gridbot.conf" /etc/sysusers.d/gridbot.conf
@@ -38,7 +43,7 @@ systemd-sysusers /etc/sysusers.d/gridbot.conf
 systemd-tmpfiles --create /etc/tmpfiles.d/gridbot.conf
 
 # 3. units and the operators' polkit rule
-for unit in gridbot@.service gridbot.target gridbot-alert@.service; do
+for unit in gridbot@.service gridbot.target gridbot-alert@.service gridbot-web.service; do
     install -D -m 0644 "$SRC/systemd/$unit" "/etc/systemd/system/$unit"
 done
 install -D -m 0644 "$SRC/packaging/50-gridbot.rules" /etc/polkit-1/rules.d/50-gridbot.rules

@@ -111,9 +111,18 @@ class Box:
         return self
 
     def enable_accounting(self) -> None:
-        """cgroup v1 hosts: nspawn mounts controllers read-only; make memory and pids real."""
-        script = ("for c in memory pids; do [ -d /sys/fs/cgroup/$c ] && "
-                  "mount -o remount,bind,rw /sys/fs/cgroup/$c; done; systemctl daemon-reexec")
+        """cgroup v1 hosts: nspawn mounts the controllers read-only, so systemd has no memory, tasks
+        or CPU figures (CPUUsageNSec "[not set]", shown as n/a). Make memory, pids, cpu and cpuacct
+        writable. systemd (v1) creates a unit's CPU cgroup only under /sys/fs/cgroup/cpu and reads
+        cpuacct.usage under /sys/fs/cgroup/cpuacct, assuming the usual co-mounted "cpu,cpuacct"
+        hierarchy; where the kernel has them as two hierarchies (this host), put cpuacct's in both
+        places so the cgroup it creates is the one it reads. Units started after this have real CPU."""
+        script = ("for c in memory pids cpu cpuacct; do mountpoint -q /sys/fs/cgroup/$c && "
+                  "mount -o remount,bind,rw /sys/fs/cgroup/$c; done; "
+                  "if grep -q ' /sys/fs/cgroup/cpuacct cgroup ' /proc/mounts && "
+                  "grep -q ' /sys/fs/cgroup/cpu cgroup ' /proc/mounts && "
+                  "! grep -q ' /sys/fs/cgroup/cpu cgroup [^ ]*cpuacct' /proc/mounts; then "
+                  "mount --bind /sys/fs/cgroup/cpuacct /sys/fs/cgroup/cpu; fi; systemctl daemon-reexec")
         self.sh(script, timeout=30)
 
     def poweroff(self, timeout: float = 30) -> None:

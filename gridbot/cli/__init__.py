@@ -1,8 +1,9 @@
 """The ``gridbot`` command: Typer app, ``main()`` and the one exit door.
 
 Every error a user can cause is a ``GridbotError`` subclass carrying a one-line message; ``main``
-prints it as ``gridbot: error: …`` on stderr and exits with the class's code (LSB-style, as
-systemd.exec(5) lists them: 2 usage, 4 no permission / no such instance, 6 not configured).
+prints it as ``gridbot: error: …`` on stderr and exits with the class's code, from the one table
+``gridbot.errors.EXIT_CODES`` (LSB-style, as systemd.exec(5) lists them: 2 usage, 4 no permission,
+5 no such instance, 6 invalid config, 7 not running; shown by ``gridbot --help``).
 Tracebacks only with GRIDBOT_DEBUG=1: the bot process holds API keys in memory.
 """
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-EXIT_CONFIG_RUNNER = 78  # `gridbot run` on a bad config: the unit's RestartPreventExitStatus
+EXIT_CONFIG_RUNNER = 78  # `gridbot run` on a bad config: the unit's RestartPreventExitStatus (errors.EXIT_BOT_CONFIG)
 
 
 def _run_fast(argv: list[str]) -> int | None:
@@ -22,11 +23,22 @@ def _run_fast(argv: list[str]) -> int | None:
     return None
 
 
+def _hoist_user(argv: list[str]) -> list[str]:
+    """``--user`` is a global option; accept it after the command too (``gridbot list --user``).
+    Only before a ``--`` (after it, everything is a name)."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    if "--user" not in argv[1:end]:
+        return argv
+    head = [a for a in argv[:end] if a != "--user"]
+    return ["--user", *head, *argv[end:]]
+
+
 def main() -> None:
     argv = sys.argv[1:]
     code = _run_fast(argv)
     if code is not None:
         sys.exit(code)
+    sys.argv[1:] = _hoist_user(argv)
     from ..errors import GridbotError
     from .commands import app
 

@@ -5,10 +5,13 @@ Data goes to stdout, diagnostics to stderr.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
 from typing import Any, Optional, Sequence
+
+RED, GREEN, YELLOW, BOLD, RESET = "\033[31m", "\033[32m", "\033[33m", "\033[1m", "\033[0m"
 
 NA = "n/a"
 
@@ -40,11 +43,82 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], stretch: Option
         print("  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip())
 
 
+def use_colour(stream: Any = None) -> bool:
+    """Colour only on a terminal, never with NO_COLOR set (https://no-color.org) or TERM=dumb."""
+    stream = stream or sys.stdout
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def terminal_width(stream: Any = None) -> Optional[int]:
+    """Columns of the terminal, or None when piped (then nothing is dropped or cut)."""
+    stream = stream or sys.stdout
+    try:
+        if not stream.isatty():
+            return None
+    except (AttributeError, ValueError):
+        return None
+    return shutil.get_terminal_size((120, 24)).columns
+
+
+def fit(headers: Sequence[str], widths: Sequence[int], drop_order: Sequence[str], width: Optional[int]) -> list[int]:
+    """Indices of the columns to show: drop ``drop_order`` (least important first) until the
+    table fits ``width``; None = everything. Columns not in ``drop_order`` always stay."""
+    keep = list(range(len(headers)))
+    if width is None:
+        return keep
+    total = lambda: sum(widths[i] for i in keep) + 2 * (len(keep) - 1)  # noqa: E731
+    for h in drop_order:
+        if total() <= width:
+            break
+        if h in headers:
+            keep.remove(headers.index(h))
+    return keep
+
+
+def grid(headers: Sequence[str], rows: Sequence[Sequence[str]], *, drop_order: Sequence[str] = (),
+         width: Optional[int] = None, right: Sequence[str] = (), styles: Optional[Sequence[Any]] = None,
+         colour: bool = False, bold_rows: Sequence[int] = ()) -> list[str]:
+    """A table as lines: columns fitted to ``width`` by dropping, never by cutting a cell.
+
+    ``styles[i]`` maps a header to an ANSI code for row ``i`` (used only with ``colour``).
+    """
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    keep = fit(headers, widths, drop_order, width)
+    rset = {headers.index(h) for h in right if h in headers}
+
+    def cell(text: str, i: int) -> str:
+        return text.rjust(widths[i]) if i in rset else text.ljust(widths[i])
+
+    out = ["  ".join(cell(headers[i], i) for i in keep).rstrip()]
+    for n, r in enumerate(rows):
+        parts = []
+        st = (styles[n] if styles is not None and n < len(styles) else None) or {}
+        for i in keep:
+            text = cell(r[i], i)
+            code = st.get(headers[i]) if colour else None
+            if colour and n in bold_rows:
+                code = (code or "") + BOLD
+            parts.append(f"{code}{text}{RESET}" if code and text.strip() else text)
+        out.append("  ".join(parts).rstrip())
+    return out
+
+
 def fields(pairs: Sequence[tuple[str, str]], indent: int = 0) -> None:
     """``key: value`` lines with the keys right-aligned."""
     width = max((len(k) for k, _ in pairs), default=0)
     for k, v in pairs:
         print(f"{' ' * indent}{k:>{width}}: {v}")
+
+
+def money(x: Any) -> str:
+    from .._view import money as m
+
+    return m(x)
 
 
 def bytes_h(n: Optional[int]) -> str:

@@ -10,12 +10,17 @@ import typer
 
 from .. import __version__, fleet
 from .. import config as cfgmod
-from ..errors import ConfigError, GridbotError, UsageError
+from ..errors import EXIT_CONFIG, EXIT_NO_INSTANCE, EXIT_NOT_RUNNING_STATUS, ConfigError, GridbotError, \
+    InstanceNotFound, PermissionDenied, UsageError, exit_table_text
 from ..systemd import UnitRow
 from . import _render as r
 
+EPILOG = ("\b\nExit codes (the CLI's, then the bot's own as `gridbot run`, the unit's ExecStart):\n"
+          + exit_table_text() + "\n\n\b\n--user may come before or after the command; GRIDBOT_USER=1 makes it the default.")
+
 app = typer.Typer(
     help="Run and manage a fleet of grid-trading bots as systemd services (gridbot@NAME).",
+    epilog=EPILOG,
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
@@ -48,7 +53,8 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    user: bool = typer.Option(False, "--user", help="talk to your per-user service manager instead of the system's"),
+    user: bool = typer.Option(False, "--user", envvar="GRIDBOT_USER",
+                              help="talk to your per-user service manager instead of the system's (env GRIDBOT_USER=1)"),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="print the version"),
 ) -> None:
     CTX.user = user
@@ -77,15 +83,61 @@ def _one(name: Optional[str], paths: Optional[List[Path]], verb: str) -> str:
 def _report(verb: str, outcomes: list[fleet.JobOutcome]) -> None:
     failed = []
     for o in outcomes:
-        if o.ok:
-            print(f"{o.name}: {verb}")
-            continue
-        why = ""
-        if o.row is not None and o.row.result not in ("", "success"):
-            why = f" ({o.row.result}, exit status {o.row.exit_status})"
-        print(f"{o.name}: {verb} FAILED: job {o.result}{why}; see `gridbot logs {o.name}`", file=sys.stderr)
-        failed.append(o.name)
+        if not _report_one(verb, o):
+            failed.append(o.name)
     if failed:
+        raise typer.Exit(1)
+
+
+def _report_one(verb: str, o: fleet.JobOutcome) -> bool:
+    if o.ok:
+        print(f"{o.name}: {verb}", flush=True)
+        return True
+    why = ""
+    if o.row is not None and o.row.result not in ("", "success"):
+        why = f" ({o.row.result}, exit status {o.row.exit_status})"
+    print(f"{o.name}: {verb} FAILED: job {o.result}{why}; see `gridbot logs {o.name}`", file=sys.stderr, flush=True)
+    return False
+
+
+class _Progress:
+    """One line on stderr, redrawn in place, while jobs are pending; only on a terminal."""
+
+    def __init__(self, verb: str) -> None:
+        self.verb = verb
+        self.tty = sys.stderr.isatty()
+        self.shown = False
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+            self.shown = False
+
+    def waiting(self, names: list[str], seconds: float) -> None:
+        if not self.tty or seconds < 1.0:
+            return
+        more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+        sys.stderr.write(f"\r\033[K{self.verb}: waiting for {', '.join(names[:3])}{more} ({seconds:.0f}s)")
+        sys.stderr.flush()
+        self.shown = True
+
+
+def _jobs(verb: str, method: str, targets: list[str], timeout: float) -> None:
+    """Run the jobs, printing each result the moment its job ends; exit 1 if any failed."""
+    progress = _Progress({"started": "starting", "stopped": "stopping", "restarted": "restarting",
+                          "reloaded": "reloading"}.get(verb, verb))
+    ok = []
+
+    def done(o: fleet.JobOutcome) -> None:
+        progress.clear()
+        ok.append(_report_one(verb, o))
+
+    try:
+        fleet.run_jobs(CTX, method, targets, timeout, on_done=done, on_wait=progress.waiting)
+    finally:
+        progress.clear()
+    if not all(ok):
         raise typer.Exit(1)
 
 
@@ -95,16 +147,50 @@ def start(
     names: Optional[List[str]] = NamesArg,
     paths: Optional[List[Path]] = ConfigOpt,
     force: bool = typer.Option(False, "--force", help="with -c: replace a different installed config"),
+    all_: bool = typer.Option(False, "--all", help="every configured instance"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="apply a changed grid of a live instance without asking"),
     timeout: float = TimeoutOpt,
 ) -> None:
-    """Validate, then start instances and wait for each to be ready."""
-    targets = _names(names, paths)
+    """Validate (the grid must be able to trade), then start instances and report each the moment it is ready."""
+    targets = _names(names, paths, all_) or fleet.configured(CTX)
+    if all_ and not targets:
+        raise UsageError(f"no configs in {CTX.config_dir}: nothing to start")
+    fleet.check_files(paths or [])
+    from_files = {n: cfgmod.load_file(p) for n, p in zip(fleet.resolve(CTX, [], paths or []), paths or [])}
+    _confirm_changes(from_files, yes, starting=True)  # before a -c file is installed
     fleet.install_configs(CTX, paths or [], force=force)
-    fleet.preflight(CTX, targets)
-    _report("started", fleet.run_jobs(CTX, "StartUnit", targets, timeout))
+    configs = fleet.preflight(CTX, targets)
+    _confirm_changes({n: c for n, c in configs.items() if n not in from_files}, yes, starting=True)
+    _jobs("started", "StartUnit", targets, timeout)
 
 
-AllOpt = typer.Option(False, "--all", help="every running instance")
+def _confirm_changes(configs: dict, yes: bool, starting: bool = False) -> None:
+    """Show each re-grid a (re)start will do; for live instances ask first (--yes skips; no
+    terminal and no --yes: refuse, nothing changed). ``starting``: `start` leaves running ones as they are."""
+    plans = fleet.change_plans(CTX, configs)
+    for n in [n for n, c in configs.items() if c.exchange != "paper" and fleet.unreadable_state(CTX, n)]:
+        r.note(f"{n}: its state is readable by root only, so what this does to its live grid cannot be shown "
+               f"(sudo shows it, and asks if the grid changed)")
+    running: set[str] = set()
+    if plans and starting:
+        running = set(fleet.instances_in_state(CTX, "active", "activating", "reloading", "deactivating"))
+    for p in [p for p in plans if p.name in running]:
+        r.note(f"{p.name}: running; start leaves it as it is: `gridbot restart {p.name}` applies its changed grid")
+    plans = [p for p in plans if p.name not in running]
+    for p in plans:
+        for line in p.lines:
+            print(line, flush=True)
+    live = [p.name for p in plans if p.live]
+    if not live or yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(f"not a terminal: {', '.join(live)} trade(s) real money and the grid changes (see above); "
+                         f"pass --yes to apply")
+    if not typer.confirm(f"apply the grid change of {', '.join(live)} (real money)?"):
+        raise typer.Exit(1)
+
+
+AllOpt = typer.Option(False, "--all", help="every running instance (stop: one job on gridbot.target)")
 
 
 def _running_or(names: Optional[List[str]], paths: Optional[List[Path]], all_: bool) -> list[str]:
@@ -119,26 +205,72 @@ def _running_or(names: Optional[List[str]], paths: Optional[List[Path]], all_: b
 def stop(names: Optional[List[str]] = NamesArg, paths: Optional[List[Path]] = ConfigOpt, all_: bool = AllOpt,
          timeout: float = TimeoutOpt) -> None:
     """Stop instances (their on_stop setting decides what happens to open orders)."""
-    targets = _running_or(names, paths, all_)
-    if targets:
-        _report("stopped", fleet.run_jobs(CTX, "StopUnit", targets, timeout))
+    if all_:
+        _names(names, paths, all_)  # refuses names together with --all
+        _stop_everything(timeout)
+        return
+    _jobs("stopped", "StopUnit", _names(names, paths), timeout)
+
+
+def _stop_everything(timeout: float) -> None:
+    """``stop --all`` and its alias ``stop-all``: one job on gridbot.target (PartOf= takes every
+    instance down, including one that is still starting), then each stopped instance by name."""
+    stopped = fleet.stop_all(CTX, timeout)
+    if not stopped:
+        r.note("no instance is running")
+    for n in stopped:
+        print(f"{n}: stopped")
 
 
 @app.command()
 def restart(names: Optional[List[str]] = NamesArg, paths: Optional[List[Path]] = ConfigOpt, all_: bool = AllOpt,
+            yes: bool = typer.Option(False, "--yes", "-y", help="apply a changed grid of a live instance without asking"),
             timeout: float = TimeoutOpt) -> None:
-    """Validate, then restart instances: a bad config never takes a running bot down."""
+    """Validate, show a changed grid first (live: ask), then restart: a bad config never takes a running bot down."""
     targets = _running_or(names, paths, all_)
     if targets:
-        fleet.preflight(CTX, targets)
-        _report("restarted", fleet.run_jobs(CTX, "RestartUnit", targets, timeout))
+        _confirm_changes(fleet.preflight(CTX, targets), yes)
+        _jobs("restarted", "RestartUnit", targets, timeout)
 
 
-@app.command("stop-all")
+@app.command("stop-all", hidden=True)
 def stop_all(timeout: float = TimeoutOpt) -> None:
-    """Stop every instance with one job on gridbot.target."""
-    stopped = fleet.stop_all(CTX, timeout)
-    print(f"stopped gridbot.target ({len(stopped)} instance(s): {', '.join(stopped) or 'none running'})")
+    """Alias of `stop --all` (kept for existing scripts; one code path, so they cannot drift apart)."""
+    _stop_everything(timeout)
+
+
+@app.command()
+def reload(names: Optional[List[str]] = NamesArg, paths: Optional[List[Path]] = ConfigOpt,
+           timeout: float = TimeoutOpt) -> None:
+    """Validate, then reload running instances (SIGHUP): stop_loss, take_profit, on_trigger and on_stop
+    apply at once; grid changes need `gridbot restart`."""
+    targets = _names(names, paths)
+    fleet.preflight(CTX, targets)
+    _jobs("reloaded", "ReloadUnit", targets, timeout)
+
+
+@app.command()
+def rm(names: Optional[List[str]] = NamesArg,
+       purge: bool = typer.Option(False, "--purge", help="also the state directory, credentials and drop-ins"),
+       yes: bool = typer.Option(False, "--yes", "-y", help="do not ask"),
+       timeout: float = TimeoutOpt) -> None:
+    """Remove instances: stop, disable and delete the config (asks first). --purge: also state, keys, drop-ins."""
+    targets = _names(names, None)
+    fleet.check_can_remove(CTX, targets)
+    fleet.require_known(CTX, targets)
+    what = "stop, disable and delete the config of" + (" (and purge the state, credentials and drop-ins of)"
+                                                       if purge else "")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"not a terminal: pass --yes to remove {', '.join(targets)}")
+        if not typer.confirm(f"{what} {', '.join(targets)}?"):
+            raise typer.Exit(1)
+    removed = fleet.remove(CTX, targets, purge=purge, timeout=timeout)
+    for n, paths_ in removed.items():
+        print(f"{n}: removed" + (f" ({', '.join(paths_)})" if paths_ else ""))
+        if not purge and (CTX.state_root / n).exists():
+            r.note(f"{n}: state kept in {CTX.state_root / n}; a new instance of that name would reuse it "
+                   f"(`gridbot rm --purge {n}` removes it)")
 
 
 @app.command()
@@ -155,7 +287,7 @@ def enable(
     for n in targets:
         print(f"{n}: enabled at boot")
     if now:
-        _report("started", fleet.run_jobs(CTX, "StartUnit", targets, timeout))
+        _jobs("started", "StartUnit", targets, timeout)
 
 
 @app.command()
@@ -167,11 +299,12 @@ def disable(
 ) -> None:
     """Stop starting instances at boot."""
     targets = _names(names, paths)
+    fleet.require_known(CTX, targets)
     fleet.enable(CTX, targets, False)
     for n in targets:
         print(f"{n}: disabled at boot")
     if now:
-        _report("stopped", fleet.run_jobs(CTX, "StopUnit", targets, timeout))
+        _jobs("stopped", "StopUnit", targets, timeout)
 
 
 @app.command()
@@ -192,80 +325,223 @@ def cleanup(yes: bool = typer.Option(False, "--yes", "-y", help="do not ask")) -
         print(f"{n}: reset")
 
 
+@app.command()
+def reset(name: str = typer.Argument(..., autocompletion=_complete_names, show_default=False),
+          yes: bool = typer.Option(False, "--yes", "-y", help="do not ask")) -> None:
+    """Start a stopped instance over: delete its state on purpose. A live instance's next start
+    then cancels its own old open orders (the bot holds the keys) and places a fresh grid."""
+    n = fleet.resolve(CTX, [name])[0]
+    plan = fleet.reset_plan(CTX, n)
+    if not yes and not sys.stdin.isatty():
+        raise UsageError(f"not a terminal: pass --yes to reset {n}")
+    what = f"{len(plan.state_entries)} entries in {plan.state_dir}" if plan.state_entries else "no state"
+    print(f"{n}: deletes its state ({what})")
+    if plan.live:
+        print(f"{n}: retires its client-id epochs ({', '.join(map(str, plan.epochs)) or 'none recorded'}); its next "
+              f"start cancels its open orders on {plan.symbol} carrying them")
+    if not yes and not typer.confirm(f"reset {n}?"):
+        raise typer.Exit(1)
+    for line in fleet.reset_apply(CTX, plan):
+        print(f"{n}: {line}")
+
+
 # -- reading ------------------------------------------------------------------------------------
-def _state(row: UnitRow) -> str:
-    """State plus, for a failed instance, why (exit status or systemd's result)."""
-    if row.load_state != "loaded":
-        return row.load_state
-    if row.active_state == "failed":
-        why = f"exit {row.exit_status}" if row.result == "exit-code" else row.result
-        return f"failed ({why})" if why else "failed"
-    return row.active_state if row.sub_state in ("running", "dead") else f"{row.active_state}/{row.sub_state}"
-
-
 def _row_json(row: UnitRow) -> dict:
-    return {
-        "name": row.name, "unit": row.unit, "load_state": row.load_state, "active_state": row.active_state,
-        "sub_state": row.sub_state, "main_pid": row.main_pid or None,
-        "since": row.since_us / 1e6 if row.since_us else None, "restarts": row.n_restarts,
-        "result": row.result or None, "exit_status": row.exit_status, "cpu_seconds": None if row.cpu_ns is None else row.cpu_ns / 1e9,
-        "memory_bytes": row.memory_bytes, "tasks": row.tasks, "status_text": row.status_text, "enabled": row.enabled,
-    }
+    from .._view import record
+
+    return record(row, fleet.figures(CTX, [row.name]).get(row.name))
+
+
+LIST_HEADERS = ["NAME", "MODE", "STATE", "SYMBOL", "PRICE", "RANGE", "ORDERS", "PROFIT", "PNL", "UPTIME", "RESTARTS",
+                "CPU", "MEMORY", "BOOT"]
+# dropped in this order until the table fits the terminal; NAME, STATE, PROFIT and PNL always stay
+LIST_DROP = ["BOOT", "CPU", "MEMORY", "RESTARTS", "RANGE", "UPTIME", "MODE", "SYMBOL", "ORDERS", "PRICE"]
+LIST_RIGHT = ["PRICE", "ORDERS", "PROFIT", "PNL", "RESTARTS", "CPU", "MEMORY"]
+
+
+def list_cells(rec: dict, row: Optional[UnitRow]) -> list[str]:
+    """One table row of ``gridbot list`` (and ``top``) from a record."""
+    dash = lambda v: "-" if v is None else str(v)  # noqa: E731
+    active = rec["active_state"] == "active"
+    rng = f"{rec['lower']}-{rec['upper']}" if rec.get("lower") is not None else "-"
+    orders = f"{rec['orders_open']}/{rec['levels']}" if rec.get("levels") is not None else "-"
+    return [rec["name"], dash(rec.get("mode")), rec["state"], dash(rec.get("symbol")), dash(rec.get("price")), rng,
+            orders, r.money(rec.get("realised_profit")), r.money(rec.get("total_pnl")),
+            r.since_h(row.since_us) if active and row is not None else "-", str(rec["restarts"]),
+            r.cpu_h(row.cpu_ns) if row is not None else "-", r.bytes_h(rec["memory_bytes"]),
+            "enabled" if rec["enabled"] else "-"]
+
+
+def list_styles(rec: dict) -> dict:
+    st: dict = {}
+    if rec["bad"]:
+        st["STATE"] = st["NAME"] = r.RED
+    elif rec["active_state"] not in ("active", "inactive"):
+        st["STATE"] = r.YELLOW
+    for key, head in (("realised_profit", "PROFIT"), ("total_pnl", "PNL")):
+        v = rec.get(key)
+        if v is not None and v.strip("0.+-") != "":
+            st[head] = r.RED if v.startswith("-") else r.GREEN
+    return st
+
+
+def total_cells(t: dict) -> list[str]:
+    return [f"TOTAL {t['quote']} ({t['instances']})", "", "", "", "", "", str(t["orders_open"]),
+            r.money(t["realised_profit"]), r.money(t["total_pnl"]), "", "", "", "", ""]
+
+
+def fleet_records(rows: list[UnitRow]) -> list[dict]:
+    from .._view import record
+
+    figs = fleet.figures(CTX, [x.name for x in rows])
+    return [record(x, figs.get(x.name)) for x in rows]
 
 
 @app.command("list")
-def list_(as_json: bool = JsonOpt) -> None:
-    """Every instance: running, failed, enabled but stopped, configured but never started."""
+def list_(as_json: bool = JsonOpt,
+          wide: bool = typer.Option(False, "--wide", "-w", help="every column, whatever the terminal width")) -> None:
+    """Every instance with its money: running, failed, enabled but stopped, configured but never started.
+
+    On a terminal the least important columns go first when it is narrow; piped, nothing is cut.
+    """
     rows = fleet.rows(CTX)
+    recs = fleet_records(rows)
     if as_json:
-        r.emit_json([_row_json(x) for x in rows])
+        r.emit_json(recs)
         return
     if not rows:
         r.note(f"no instances: put a config in {CTX.config_dir}/NAME.json, then `gridbot start NAME`")
         return
-    up = lambda x: r.since_h(x.since_us) if x.active_state == "active" else "-"  # noqa: E731
-    r.table(
-        ["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "CPU", "MEMORY", "BOOT", "STATUS"],
-        [[x.name, _state(x), str(x.main_pid or "-"), up(x), str(x.n_restarts), r.cpu_h(x.cpu_ns),
-          r.bytes_h(x.memory_bytes), "enabled" if x.enabled else "-", x.status_text or "-"] for x in rows],
-        stretch=8,
-    )
+    for line in list_lines(rows, recs, None if wide else r.terminal_width(), r.use_colour()):
+        print(line)
+
+
+def list_lines(rows: list[UnitRow], recs: list[dict], width: Optional[int], colour: bool) -> list[str]:
+    """The ``gridbot list`` table: a row per instance, then a TOTAL row per quote asset."""
+    from .._view import totals
+
+    body = [list_cells(rec, row) for rec, row in zip(recs, rows)]
+    styles = [list_styles(rec) for rec in recs]
+    bold = []
+    for t in totals(recs):
+        bold.append(len(body))
+        body.append(total_cells(t))
+        styles.append({})
+    return r.grid(LIST_HEADERS, body, drop_order=LIST_DROP, width=width, right=LIST_RIGHT, styles=styles,
+                  colour=colour, bold_rows=bold)
 
 
 @app.command()
-def status(name: str = typer.Argument(None, autocompletion=_complete_names, show_default=False),
+def top(interval: float = typer.Option(2.0, "--interval", "-i", min=0.5, help="seconds between refreshes"),
+        figures_dir: Optional[Path] = typer.Option(None, "--figures-dir",
+                                                   help="read figure files from this directory only (no systemd)")
+        ) -> None:
+    """Live full-screen fleet view: s/r sort, arrows select a bot (its grid, fills, log), q quits."""
+    if not sys.stdout.isatty():
+        raise UsageError("gridbot top needs a terminal (for a snapshot: gridbot list)")
+    from ._top import Top, journal_tail
+
+    if figures_dir is not None:
+        load = lambda: _figures_only(figures_dir)  # noqa: E731
+        logs = lambda name: []  # noqa: E731
+    else:
+        def load() -> tuple[list[dict], list[list[str]], dict[str, dict]]:
+            rows = fleet.rows(CTX)
+            figs = fleet.figures(CTX, [x.name for x in rows])
+            from .._view import record
+
+            recs = [record(x, figs.get(x.name)) for x in rows]
+            return recs, [list_cells(rec, row) for rec, row in zip(recs, rows)], figs
+        logs = journal_tail(CTX.user)
+    Top(load, logs, interval).run()
+
+
+def _figures_only(directory: Path) -> tuple[list[dict], list[list[str]], dict[str, dict]]:
+    """Records from figure files alone, for `top --figures-dir`."""
+    from ..dashboard import collect_files
+
+    doc = collect_files(directory)
+    recs = doc["instances"]
+    return recs, [list_cells(rec, None) for rec in recs], {x["name"]: x for x in recs}
+
+
+@app.command()
+def web(host: str = typer.Option("127.0.0.1", "--host", help="address to listen on (loopback by default)"),
+        port: int = typer.Option(8787, "--port", "-p", min=0, max=65535, help="TCP port (0: any free port)"),
+        interval: float = typer.Option(2.0, "--interval", min=0.5, help="seconds between fleet refreshes"),
+        figures_dir: Optional[Path] = typer.Option(None, "--figures-dir",
+                                                   help="read figure files from this directory only (no systemd)"),
+        allow_host: Optional[List[str]] = typer.Option(None, "--allow-host",
+                                                       help="another host name browsers use to reach it")
+        ) -> None:
+    """Serve the read-only fleet dashboard (one page: totals, a card per instance, equity charts)."""
+    from .. import dashboard
+
+    def ready(p: int) -> None:
+        r.note(f"gridbot web: http://{host if ':' not in host else f'[{host}]'}:{p}/ (read-only; Ctrl-C stops)")
+        from ..notify import Notifier
+
+        Notifier().ready(f"serving on {host}:{p}")
+
+    try:
+        dashboard.serve(CTX, host, port, interval, ready, figures_dir, tuple(allow_host or ()))
+    except OSError as exc:
+        raise GridbotError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+@app.command()
+def status(names: Optional[List[str]] = NamesArg,
            paths: Optional[List[Path]] = ConfigOpt, as_json: bool = JsonOpt,
            lines: int = typer.Option(5, "-n", "--lines", help="journal lines to show")) -> None:
-    """One instance in detail. Exit code as systemctl: 0 active, 3 not running, 4 no such instance."""
-    row = fleet.status(CTX, _one(name, paths, "status"))
-    log = fleet.recent_log(CTX, row.name, lines) if lines > 0 else []
-    if as_json:
-        r.emit_json(dict(_row_json(row), unit_file=row.fragment_path, invocation_id=row.extra.get("InvocationID"),
-                         log=log))
-    else:
-        since = r.stamp_h(row.since_us)
-        pairs = [
-            ("state", f"{row.active_state} ({row.sub_state})" + (f", result {row.result}" if row.result not in ("", "success") else "")),
-            ("since", since + (f" ({r.since_h(row.since_us)} ago)" if row.since_us else "")),
-            ("pid", str(row.main_pid or "-")),
-            ("restarts", str(row.n_restarts)),
-            ("last exit", f"status {row.exit_status}" if row.exit_code else "-"),
-            ("cpu", r.cpu_h(row.cpu_ns)),
-            ("memory", r.bytes_h(row.memory_bytes)),
-            ("tasks", r.tasks_h(row.tasks)),
-            ("status", row.status_text or "-"),
-            ("boot", "enabled" if row.enabled else "disabled"),
-            ("unit", row.fragment_path or "-"),
-        ]
-        print(f"● {row.unit}")
-        r.fields(pairs, indent=2)
-        if log:
+    """Instances in detail. Exit code, worst of all named: 0 running, 3 not running, 5 no such instance."""
+    targets = _names(names, paths)
+    worst = 0
+    shown: list[dict] = []
+    for i, n in enumerate(targets):
+        try:
+            row = fleet.status(CTX, n)
+        except InstanceNotFound as exc:
+            print(f"gridbot: error: {exc}", file=sys.stderr)
+            worst = max(worst, EXIT_NO_INSTANCE)
+            continue
+        if row.active_state not in ("active", "reloading"):
+            worst = max(worst, EXIT_NOT_RUNNING_STATUS)
+        log = fleet.recent_log(CTX, row.name, lines) if lines > 0 else []
+        if as_json:
+            shown.append(dict(_row_json(row), unit_file=row.fragment_path,
+                              invocation_id=row.extra.get("InvocationID"), log=log))
+            continue
+        if i:
             print()
-            for ln in log:
-                print(f"  {ln}")
-    if row.active_state in ("active", "reloading"):
-        return
-    raise typer.Exit(3)
+        _print_status(row, log)
+        _why_na([row])
+    if as_json and shown:
+        r.emit_json(shown[0] if len(targets) == 1 else shown)
+    if worst:
+        raise typer.Exit(worst)
+
+
+def _print_status(row: UnitRow, log: list[str]) -> None:
+    since = r.stamp_h(row.since_us)
+    pairs = [
+        ("state", f"{row.active_state} ({row.sub_state})" + (f", result {row.result}" if row.result not in ("", "success") else "")),
+        ("since", since + (f" ({r.since_h(row.since_us)} ago)" if row.since_us else "")),
+        ("pid", str(row.main_pid or "-")),
+        ("restarts", str(row.n_restarts)),
+        ("last exit", f"status {row.exit_status}" if row.exit_code else "-"),
+        ("cpu", r.cpu_h(row.cpu_ns)),
+        ("memory", r.bytes_h(row.memory_bytes)),
+        ("tasks", r.tasks_h(row.tasks)),
+        ("status", row.status_text or "-"),
+        ("boot", "enabled" if row.enabled else "disabled"),
+        ("unit", row.fragment_path or "-"),
+    ]
+    print(f"● {row.unit}")
+    r.fields(pairs, indent=2)
+    if log:
+        print()
+        for ln in log:
+            print(f"  {ln}")
 
 
 @app.command()
@@ -291,6 +567,18 @@ def stats(as_json: bool = JsonOpt) -> None:
     body.append([f"TOTAL ({len(rows)})", "", r.cpu_h(totals["cpu_ns"]), r.bytes_h(totals["memory_bytes"]),
                  r.tasks_h(totals["tasks"])])
     r.table(["NAME", "STATE", "CPU", "MEMORY", "TASKS"], body)
+    _why_na(rows)
+
+
+def _why_na(rows: list[UnitRow]) -> None:
+    """Say once, on stderr, why a running instance's figure reads n/a (instead of leaving a mystery)."""
+    running = [x for x in rows if x.main_pid]
+    missing = [what for what, attr in (("CPU", "cpu_ns"), ("memory", "memory_bytes"), ("tasks", "tasks"))
+               if any(getattr(x, attr) is None for x in running)]
+    if missing:
+        r.note(f"{'/'.join(missing)} n/a: systemd keeps no such figure for these units; its cgroup controller "
+               f"(cpu/cpuacct, memory, pids) is not available to systemd here, typically a cgroup v1 container "
+               f"with the controllers mounted read-only (see README, 'CPU and memory figures')")
 
 
 @app.command()
@@ -331,13 +619,17 @@ def validate(
     offline: bool = typer.Option(False, "--offline", help="skip the live configs' price-band look-up (public data)"),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Check configs (and with --all, clashes: same web_port, same account+symbol); live ranges are
-    compared with the venue's price band at today's price unless --offline."""
+    """Check configs: every error at once, and that the grid will trade (the bot's own start-up checks).
+
+    With --all also clashes: same web_port, same account+symbol, an account's shared rate limit. Live
+    ranges are compared with the venue's price band at today's price (public data) unless --offline.
+    """
     results: dict[str, Optional[str]] = {}
+    missing: list[str] = []
     if all_:
         if names or paths:
             raise UsageError("give instance names or --all, not both")
-        good, bad = fleet.load_all(CTX)
+        good, bad = fleet.load_all(CTX, feasible=True)
         results = {n: None for n in good} | bad
         if not results:
             raise UsageError(f"no configs in {CTX.config_dir}: nothing to validate")
@@ -346,12 +638,19 @@ def validate(
         except ConfigError as exc:
             results["(fleet)"] = str(exc)
     else:
+        fleet.require_files(paths or [])
         sources = [(fleet.resolve(CTX, [], [p])[0], p) for p in paths or []]
-        sources += [(n, cfgmod.config_path(n, CTX.config_dir)) for n in fleet.resolve(CTX, names or [])]
-        good, bad = fleet.try_load(sources)
-        results = {n: bad.get(n) for n, _path in sources}
-        if not results:
+        for n in fleet.resolve(CTX, names or []):
+            path = cfgmod.config_path(n, CTX.config_dir)
+            if path.exists():
+                sources.append((n, path))
+            else:
+                missing.append(n)
+        if not sources and not missing:
             raise UsageError("no instance given: name one or more, -c PATH, or --all")
+        good, bad = fleet.try_load(sources, feasible=True)
+        results = {n: bad.get(n) for n, _path in sources}
+    gone = {n: f"no such instance '{n}': no {cfgmod.config_path(n, CTX.config_dir)}" for n in missing}
     warnings: dict[str, list[str]] = {}
     if not offline:
         from ..bands import band_warnings
@@ -359,14 +658,18 @@ def validate(
         warnings = {n: w for n, c in good.items() if (w := band_warnings(c))}
     if as_json:
         r.emit_json({n: {"valid": e is None, "error": e, **({"warnings": warnings[n]} if n in warnings else {})}
-                     for n, e in results.items()})
+                     for n, e in {**results, **gone}.items()})
     else:
         for n, e in results.items():
             print(f"{n}: ok") if e is None else print(f"gridbot: error: {e}", file=sys.stderr)
             for w in warnings.get(n, ()):
                 print(f"gridbot: warning: {n}: {w}", file=sys.stderr)
+        for e in gone.values():
+            print(f"gridbot: error: {e}", file=sys.stderr)
+    if gone:
+        raise typer.Exit(EXIT_NO_INSTANCE)
     if any(results.values()):
-        raise typer.Exit(6)
+        raise typer.Exit(EXIT_CONFIG)
 
 
 @app.command()
@@ -381,15 +684,15 @@ def logs(
 ) -> None:
     """Journal lines of the given instances (all instances when none is named)."""
     targets = _names(names, paths, need=False)
+    fleet.require_known(CTX, targets)
+    fleet.check_journal_access(CTX)
     cmd = fleet.journal_command(CTX, targets, follow=follow, lines=lines, since=since, priority=priority, grep=grep)
     try:
         code = subprocess.call(cmd)
     except KeyboardInterrupt:
         code = 0
-    if code not in (0, 1):
+    if code:  # journalctl has said why (a bad --since, -p or --grep value): its own words, its own code
         raise typer.Exit(code)
-    if code == 1:
-        raise GridbotError("journalctl failed (see above); reading logs may need root or the systemd-journal group")
 
 
 @app.command()

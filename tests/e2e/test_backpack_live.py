@@ -10,7 +10,18 @@ import sdbox
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-PORT = 18999
+
+
+def _free_port() -> int:
+    """The container shares the host's network: a port no other run (or test) holds right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+PORT = _free_port()
 
 
 def keypair() -> tuple[str, str]:
@@ -70,6 +81,16 @@ def test_live_instance_gets_keys_from_credentials_only(box):
         venue = fake_state(box)
         assert len(venue["open_orders"]) >= 8, venue
         assert {o["side"] for o in venue["open_orders"]} == {"Bid", "Ask"}  # Backpack's words
+        # a live bot publishes its grid's figures like a paper one, and never the account's balances
+        for _ in range(50):
+            row = {x["name"]: x for x in json.loads(box.gridbot("list", "--json", check=True).stdout)}["bpx"]
+            if row["orders_open"]:
+                break
+            time.sleep(0.2)
+        assert (row["mode"], row["exchange"], row["symbol"]) == ("live", "backpack", "SOL_USDC")
+        assert row["orders_open"] >= 8 and row["total_pnl"] is not None
+        figs = box.sh("cat /run/gridbot/figures/bpx.json", check=True).stdout
+        assert "balance" not in figs and "available" not in figs
 
         # the keys are nowhere but the credential
         pid = status["MainPID"]

@@ -60,7 +60,7 @@ def test_bad_dash_c_path(box):
     r = box.gridbot("start", "-c", "/root/not-json.txt")
     assert_clean_error(r, 2)
     r = box.gridbot("start", "-c", "/nonexistent/cfg.json")
-    assert_clean_error(r, 6)
+    assert_clean_error(r, 2)
     assert "no such config file" in r.stderr
     assert snapshot(box) == before
 
@@ -96,15 +96,20 @@ def test_bad_configs_fail_validate_and_start(box, kind):
         box.sh(f"rm -f /etc/gridbot/{name}.json")
 
 
-def test_unknown_instance(box):
+UNKNOWN_VERBS = (["start"], ["stop"], ["restart"], ["reload"], ["status"], ["info"], ["logs"], ["logs", "-f"],
+                 ["validate"], ["enable"], ["disable"], ["rm", "--yes"], ["rm", "--purge", "--yes"])
+
+
+def test_unknown_instance_is_5_on_every_verb(box):
+    """The same exit code, 5, for "no such instance" on every verb; one line; nothing changed.
+    `logs` in particular must not exit 0 with journalctl's '-- No entries --'."""
     before = snapshot(box)
-    for verb in ("stop", "restart", "status", "info"):
-        r = box.gridbot(verb, "ghost_instance")
-        assert_clean_error(r)
-        assert "ghost_instance" in r.stderr
-    r = box.gridbot("start", "ghost_instance")
-    assert_clean_error(r, 6)
-    assert "no such config file" in r.stderr
+    for verb in UNKNOWN_VERBS:
+        r = box.gridbot(*verb, "ghost_instance", timeout=30)
+        assert_clean_error(r, 5)
+        assert "no such instance 'ghost_instance'" in r.stderr, (verb, r.stderr)
+        assert "No entries" not in r.stdout
+        assert len(r.stderr.strip().splitlines()) == 1, (verb, r.stderr)
     assert snapshot(box) == before
 
 

@@ -55,7 +55,7 @@ def test_status_text_and_exit_codes(box, make_instance):
     r = box.gridbot("status", "st_one")
     assert r.returncode == 3 and "inactive" in r.stdout
     r = box.gridbot("status", "never_configured")
-    assert r.returncode == 4 and "no such instance" in r.stderr
+    assert r.returncode == 5 and "no such instance" in r.stderr
 
 
 def test_systemctl_start_without_the_cli(box, make_instance):
@@ -172,12 +172,16 @@ def test_logs_show_only_the_named_instance(box, make_instance):
     assert all("grid" in ln.lower() for ln in grep.splitlines() if not ln.startswith("--"))
 
 
-def test_stats_real_memory_and_never_uint64_max(box, make_instance):
+def test_stats_real_memory_and_cpu_and_never_uint64_max(box, make_instance):
     make_instance("stat_a")
     box.gridbot("start", "stat_a", check=True)
     data = json.loads(box.gridbot("stats", "--json", check=True).stdout)
     row = next(i for i in data["instances"] if i["name"] == "stat_a")
     assert row["memory_bytes"] is not None and 1_000_000 < row["memory_bytes"] < 500_000_000
+    # CPU is real too (sdbox makes the cpu/cpuacct controllers usable): a started Python bot used some
+    assert row["cpu_seconds"] is not None and 0.01 < row["cpu_seconds"] < 60
+    st = box.gridbot("status", "stat_a", check=True)
+    assert "n/a" not in st.stdout and "n/a" not in st.stderr
     assert row["tasks"] is not None and row["tasks"] >= 1
     assert data["total"]["memory_bytes"] >= row["memory_bytes"]
     text = box.gridbot("stats", check=True).stdout

@@ -21,6 +21,13 @@ def test_user_mode_start_list_stop(box, wheels):
     assert rows["mine"]["active_state"] == "active"
     assert gb("status", "mine").returncode == 0
     assert "mine" in gb("logs", "mine", "-n", "20").stdout
+    # --user after the command, and GRIDBOT_USER=1 as the default, reach the same per-user manager
+    r = box.run(["gridbot", "status", "mine", "--user"], user="solo", env=env)
+    assert r.returncode == 0 and "gridbot@mine.service" in r.stdout, r.stderr
+    r = box.run(["gridbot", "status", "mine"], user="solo", env={**env, "GRIDBOT_USER": "1"})
+    assert r.returncode == 0, r.stderr
+    r = box.run(["gridbot", "status", "mine"], user="solo", env=env)  # the system manager has no 'mine'
+    assert r.returncode == 5
     assert gb("stop", "mine").returncode == 0
     assert gb("status", "mine").returncode == 3
     # the system manager is not touched

@@ -555,7 +555,7 @@ def test_a_bot_started_during_an_outage_trades_once_the_exchange_is_back(fake, t
         sock.wait_for("STATUS=waiting for exchange: unreachable", 40)
         fake.come_up()
         ready = sock.wait_for("READY=1", 60)
-        assert "open orders" in ready and "DEGRADED" not in ready
+        assert "4/4 orders" in ready and "DEGRADED" not in ready
         assert len(fake.open_orders()) == 4
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)

@@ -5,6 +5,7 @@ import io
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -39,7 +40,7 @@ class BotProc:
 
     def __init__(self, tmp: Path, name: str = "bot1", cfg: dict | None = None, watchdog_usec: int = 0) -> None:
         self.tmp, self.name = tmp, name
-        self.cfg_dir, self.state_dir = tmp / "cfg", tmp / "state"
+        self.cfg_dir, self.state_dir, self.figures_dir = tmp / "cfg", tmp / "state", tmp / "figures"
         self.cfg_dir.mkdir(exist_ok=True)
         if cfg is not None:
             self.write_config(cfg)
@@ -60,7 +61,7 @@ class BotProc:
     def start(self, *extra: str) -> "BotProc":
         env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "STATE_DIRECTORY")}
         env.update(GRIDBOT_CONFIG_DIR=str(self.cfg_dir), STATE_DIRECTORY=str(self.state_dir),
-                   NOTIFY_SOCKET=self.sock_path, PYTHONUNBUFFERED="1")
+                   NOTIFY_SOCKET=self.sock_path, PYTHONUNBUFFERED="1", GRIDBOT_FIGURES_DIR=str(self.figures_dir))
         self.messages = []
         if self.watchdog_usec:
             env["WATCHDOG_USEC"] = str(self.watchdog_usec)
@@ -134,8 +135,13 @@ def _free_port() -> int:
 def test_ready_status_watchdog_and_sigterm_cancels(bot):
     b = bot(cfg=paper_config(), watchdog_usec=400_000).start()
     ready = b.wait_for("READY=1")
-    assert "STATUS=" in ready and "open orders" in ready
-    assert "10 open orders" in ready  # 10 levels: 5 buys, 5 sells, one line empty
+    status = ready.split("STATUS=", 1)[1].split("\n")[0]
+    # every figure labelled: SOL 150 | 10/10 orders | grid +0.0000 USDC (0 pairs) | pnl +0.0000 USDC | running
+    assert re.fullmatch(r"SOL \d+(\.\d+)? \| 10/10 orders \| grid [+-]\d+\.\d+ USDC \(0 pairs\) \| "
+                        r"pnl [+-]\d+\.\d+ USDC \| running", status), status
+    figs = json.loads((b.figures_dir / "bot1.json").read_text())  # published at READY
+    assert figs["orders_open"] == 10 and figs["levels"] == 10 and figs["mode"] == "paper"
+    assert oct((b.figures_dir / "bot1.json").stat().st_mode & 0o777) == "0o644"
     b.wait_for("WATCHDOG=1")
     time.sleep(0.6)
     b.drain()
@@ -344,3 +350,23 @@ def test_liquidity_per_tick_in_config_gives_partial_fills(tmp_path):
     fills = venue.set_price(Decimal("148"))
     assert fills and sum(f.qty for f in fills) == Decimal("0.25")
     assert venue.get_order(1).filled_qty == Decimal("0.25")
+
+
+def test_published_figures_equal_the_bots_own_books(bot):
+    """The figures file (what `gridbot list` reads) against the strategy snapshot in the store."""
+    b = bot(cfg=paper_config(on_stop="keep", paper={"seed": 5, "price": {"start_price": "150", "volatility": 0.01,
+                                                                        "interval_s": 0.01}})).start()
+    b.wait_for("READY=1")
+    path = b.figures_dir / "bot1.json"
+    end = time.monotonic() + 20
+    while time.monotonic() < end and json.loads(path.read_text())["fills"] < 2:
+        time.sleep(0.3)
+    assert b.stop() == 0  # the last figures are written after the shutdown
+    figs, snap = json.loads(path.read_text()), b.kv("strategy")
+    assert figs["fills"] == snap["fills"] >= 2
+    assert D(figs["realised_profit"]) == D(snap["realised"]).quantize(D("1e-8"))
+    price = D(figs["price"])
+    total = D(snap["quote_delta"]) + D(snap["base_delta"]) * price
+    assert D(figs["total_pnl"]) == total.quantize(D("1e-8"))
+    assert figs["orders_open"] == len([g for g in snap["gaps"] if g[6]])
+    assert figs["pairs"] == snap["pairs"] and figs["phase"] == snap["phase"]
