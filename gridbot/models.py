@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import Enum
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -79,6 +79,12 @@ class BackpackConfig(_Strict):
     poll_interval_s: Annotated[float, Field(ge=0.2, le=300, allow_inf_nan=False)] = 2.0
 
 
+# the config fields that make the bot re-grid on start; anything else SIGHUP may apply
+# (runner and the CLI's restart preview share this one list)
+GRID_FIELDS = ("exchange", "symbol", "lower_price", "upper_price", "levels", "spacing", "qty_per_level",
+               "investment", "fee_rate", "base_investment")
+
+
 class GridConfig(_Strict):
     """One grid bot instance. File stem = instance name."""
 
@@ -141,3 +147,12 @@ class GridConfig(_Strict):
             return ratio - 1
         step = (self.upper_price - self.lower_price) / n
         return step / (self.upper_price - step)
+
+
+def grid_fingerprint(cfg: GridConfig) -> dict[str, Any]:
+    """The fields that make the grid; base_investment only when set, so states saved before that field
+    existed still match (an upgrade must not re-grid every bot)."""
+    fp = {k: v for k, v in cfg.model_dump(mode="json").items() if k in GRID_FIELDS}
+    if not cfg.base_investment:
+        fp.pop("base_investment", None)
+    return fp

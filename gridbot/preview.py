@@ -12,13 +12,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Optional
 
 from .grid import GridError, nearest_line, plan_qty, price_lines, round_up, tick_levels
+from .models import GRID_FIELDS, grid_fingerprint
 
 if TYPE_CHECKING:
     from .models import GridConfig
 
-# the config fields that make the bot re-grid (runner.GRID_FIELDS)
-GRID_FIELDS = ("exchange", "symbol", "lower_price", "upper_price", "levels", "spacing", "qty_per_level",
-               "investment", "fee_rate")
 
 
 @dataclass(frozen=True)
@@ -31,8 +29,7 @@ class Plan:
     lines: list[str] = field(default_factory=list)
 
 
-def fingerprint(cfg: "GridConfig") -> dict[str, Any]:
-    return {k: v for k, v in cfg.model_dump(mode="json").items() if k in GRID_FIELDS}
+fingerprint = grid_fingerprint  # the runner's own: the preview compares exactly what the bot compares
 
 
 def _tick_of(prices: list[str]) -> Decimal:

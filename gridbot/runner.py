@@ -66,7 +66,7 @@ from .errors import AuthError, ConfigError, CredentialsError, ExchangeError, Ord
 from .exchange.base import Order, OrderStatus, Side  # noqa: E402  (plain dataclasses; strategy imports it anyway)
 from .grid import GridError, plan_qty, price_lines, tick_levels  # noqa: E402
 from .health import Health, failure_kind  # noqa: E402
-from .models import GridConfig, OnStop, OnTrigger, Spacing  # noqa: E402
+from .models import GridConfig, OnStop, OnTrigger, Spacing, grid_fingerprint  # noqa: E402
 from .notify import Notifier, setup_logging  # noqa: E402
 from .store import CANCELLED, FILLED, NOT_PLACED, OPEN, PENDING, REJECTED, OrderRow, Store, StoreError  # noqa: E402
 
@@ -93,8 +93,6 @@ STALL_S = 180.0  # the watchdog keeps being fed while one cycle takes up to this
 log = logging.getLogger("gridbot")
 
 # fields that change the grid itself; anything else may be applied by SIGHUP
-GRID_FIELDS = ("exchange", "symbol", "lower_price", "upper_price", "levels", "spacing", "qty_per_level",
-               "investment", "fee_rate", "base_investment")
 SOFT_FIELDS = ("stop_loss", "take_profit", "on_trigger", "on_stop", "reconcile_interval_s", "schema_ref")
 
 
@@ -105,15 +103,6 @@ def state_dir_for(name: str) -> Path:
         return Path(env.split(":")[0])
     base = os.environ.get("GRIDBOT_STATE_DIR")
     return Path(base) / name if base else Path("state") / name
-
-
-def grid_fingerprint(cfg: GridConfig) -> dict[str, Any]:
-    """The fields that make the grid; base_investment only when set, so states saved before that field
-    existed still match (an upgrade must not re-grid every bot)."""
-    fp = {k: v for k, v in cfg.model_dump(mode="json").items() if k in GRID_FIELDS}
-    if not cfg.base_investment:
-        fp.pop("base_investment", None)
-    return fp
 
 
 def paper_fingerprint(cfg: GridConfig) -> dict[str, Any]:
