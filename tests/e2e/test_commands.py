@@ -202,7 +202,7 @@ def test_infeasible_configs_fail_validate_and_start_and_nothing_starts(box, make
 def test_restart_of_a_changed_paper_grid_says_what_the_bot_will_do(box, make_instance):
     make_instance("chg_p")
     box.gridbot("start", "chg_p", check=True)
-    wait_for(lambda: "open orders" in box.show("gridbot@chg_p.service", "StatusText")["StatusText"])
+    wait_for(lambda: " orders | " in box.show("gridbot@chg_p.service", "StatusText")["StatusText"])
     box.put("/etc/gridbot/chg_p.json", paper_config(low=120, high=220))
     r = box.gridbot("restart", "chg_p")  # paper: shown, not asked
     assert r.returncode == 0, r.stderr
