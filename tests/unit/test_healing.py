@@ -608,3 +608,24 @@ def test_validate_warns_when_a_live_range_is_wider_than_todays_band(fake, tmp_pa
     n = len(fake.log)
     r = _validate(tmp_path, "wide", "--offline")
     assert r.returncode == 0 and "warning" not in r.stderr and len(fake.log) == n
+
+
+def test_list_shows_a_degraded_bot_from_its_figures(fake, tmp_path):
+    from types import SimpleNamespace
+
+    from gridbot import _view, figures
+
+    b = make_bot(tmp_path, fake)
+    b.health.grace["missing"] = 0.0
+    run(b, lambda: start(b))
+    fig = figures.compute("t", "backpack", b.state, b.price, time.time(), health=b.reasons())
+    row = SimpleNamespace(name="t", unit="gridbot@t.service", load_state="loaded", active_state="active",
+                          sub_state="running", main_pid=1, since_us=0, n_restarts=0, result="success", exit_status=0,
+                          cpu_ns=None, memory_bytes=None, tasks=None, status_text="", enabled=False)
+    rec = _view.record(row, fig)
+    assert rec["degraded"] is False and rec["health"] == [] and rec["state"] == "running" and not rec["bad"]
+    b.state.gaps[0].cid = 0  # a level without an order
+    fig = figures.compute("t", "backpack", b.state, b.price, time.time(), health=b.reasons())
+    rec = _view.record(row, fig)
+    assert rec["degraded"] is True and rec["health"] == ["1 of 4 levels without an order"]
+    assert rec["state"] == "running/degraded" and rec["bad"]
