@@ -452,8 +452,10 @@ def claim(name: str, cfg: "GridConfig", root: Path) -> Claim:
 
 # -- a live start from an empty state -----------------------------------------------------------
 def state_is_empty(store: Any) -> bool:
-    """No strategy snapshot, no order and no fill: a state that is missing or was emptied."""
-    return store.get("strategy") is None and not store.orders() and not store.fill_count()
+    """No strategy snapshot, no reserved epoch, no order and no fill: a state that is missing or was
+    emptied (a state whose epoch was reserved but which stopped before its grid existed is not)."""
+    return (store.get("strategy") is None and store.get("reserved_epoch") is None  # runner.RESERVED_EPOCH
+            and not store.orders() and not store.fill_count())
 
 
 def lost_state_problem(name: str, entry: dict[str, Any], open_client_ids: Optional[list[int]]) -> Optional[str]:

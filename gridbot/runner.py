@@ -1025,10 +1025,15 @@ async def _amain(name: str, cfg: GridConfig, state_dir: Path, cfg_dir: Path, cla
             ex.venue.continue_ids(*ids)  # type: ignore[attr-defined]
         if claim.live and state_is_empty(store):
             try:  # a lost state never starts silently; a reset's old orders are cancelled first
-                await check_fresh_start(claim, ex)
+                if not await _fresh_start_waiting(claim, ex, check_fresh_start):
+                    await ex.close()
+                    return EX_OK  # SIGTERM while waiting for the exchange
             except BaseException:
                 await ex.close()
                 raise
+            # the epoch is reserved for this state from now on: a stop before the grid is written must
+            # not make the next start look like a lost state (the registry already lists the epoch)
+            store.put(RESERVED_EPOCH, claim.reserve_epoch())
         # paper: the simulated venue is the instance's own account; live: the account's epoch registry
         new_epoch = claim.new_epoch if claim.live else store_epochs(store)
         bot = Bot(name, cfg, store, ex, Notifier(), cfg_dir, new_epoch)
@@ -1038,6 +1043,32 @@ async def _amain(name: str, cfg: GridConfig, state_dir: Path, cfg_dir: Path, cla
 
 
 _early_signals: list[int] = []
+RESERVED_EPOCH = "reserved_epoch"  # store key: see account.state_is_empty
+
+
+async def _fresh_start_waiting(claim: "Claim", ex: "Exchange", check: Callable[..., Any]) -> bool:
+    """The account's fresh-start check, retried with backoff while the exchange cannot be reached (as
+    the bot's own start-up does: STATUS=waiting for exchange, one line per kind). False on SIGTERM."""
+    import asyncio
+
+    delay, logged, notifier = 1.0, set(), Notifier()
+    while True:
+        try:
+            await check(claim, ex)
+            return True
+        except ExchangeError as exc:
+            kind = failure_kind(exc)
+            if kind not in logged:
+                logged.add(kind)
+                log.error("exchange %s (fresh-start check): %s; retrying", kind, exc)
+            notifier.status(f"waiting for exchange: {kind} (retrying in {delay:.0f} s)",
+                            watchdog=notifier.watchdog_interval is not None)
+        for _ in range(int(delay * 10)):
+            if _early_signals:
+                log.info("received %s while waiting for the exchange: stopping", signal.Signals(_early_signals[0]).name)
+                return False
+            await asyncio.sleep(0.1)
+        delay = min(WAIT_MAX_S, delay * 2)
 
 
 def main(name: str) -> int:

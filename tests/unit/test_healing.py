@@ -482,12 +482,12 @@ def _spawn(tmp_path: Path, fake: FakeBackpack, sock_path: str):
     import os
     import subprocess
 
-    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg").mkdir(exist_ok=True)
     (tmp_path / "cfg" / "bp1.json").write_text(json.dumps({
         "exchange": "backpack", "symbol": "SOL_USDC", "lower_price": "140", "upper_price": "160", "levels": 4,
         "qty_per_level": "0.1", "backpack": {"base_url": fake.base_url, "poll_interval_s": 0.2}}))
     run_dir = tmp_path / "creds"
-    run_dir.mkdir()
+    run_dir.mkdir(exist_ok=True)
     (run_dir / "backpack").write_text(json.dumps({"api_key": PUB, "api_secret": SECRET}))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRIDBOT_", "CREDENTIALS_", "STATE_DIR", "NOTIFY"))}
     env.update(GRIDBOT_CONFIG_DIR=str(tmp_path / "cfg"), GRIDBOT_STATE_DIR=str(tmp_path / "state"),
@@ -629,3 +629,33 @@ def test_list_shows_a_degraded_bot_from_its_figures(fake, tmp_path):
     rec = _view.record(row, fig)
     assert rec["degraded"] is True and rec["health"] == ["1 of 4 levels without an order"]
     assert rec["state"] == "running/degraded" and rec["bad"]
+
+
+def test_a_bot_stopped_while_waiting_starts_again_and_is_not_taken_for_a_lost_state(fake, tmp_path):
+    import signal
+
+    fake.go_down("503")
+    sock = Sock(str(tmp_path / "notify.sock"))
+    for attempt in range(2):  # the first start reserved an epoch on the account before the stop
+        proc = _spawn(tmp_path, fake, str(tmp_path / "notify.sock"))
+        try:
+            sock.wait_for("STATUS=waiting for exchange", 40)
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode == 0 and "missing or empty" not in out, out
+    fake.come_up()
+    proc = _spawn(tmp_path, fake, str(tmp_path / "notify.sock"))
+    try:
+        sock.wait_for("READY=1", 60)
+        assert len(fake.open_orders()) == 4
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out
