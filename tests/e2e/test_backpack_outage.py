@@ -94,7 +94,7 @@ def test_live_instance_waits_for_the_exchange_stops_at_once_and_rides_out_an_out
         assert code == 503 and "waiting for exchange" in text, (code, text)
         start_fake(box, port, api_key)
         status = wait(lambda: (s := box.show(UNIT, "ActiveState", "StatusText", "MainPID"))["ActiveState"] == "active"
-                      and "open orders" in s["StatusText"] and "DEGRADED" not in s["StatusText"] and s, 90,
+                      and " orders | " in s["StatusText"] and "DEGRADED" not in s["StatusText"] and s, 90,
                       "the grid after the outage")
         pid = status["MainPID"]
         code, _ = http(box, f"http://127.0.0.1:{port}/_state")
