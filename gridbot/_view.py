@@ -15,7 +15,7 @@ from typing import Any, Iterable, Optional
 FIGURE_KEYS = ("mode", "exchange", "symbol", "base", "quote", "price", "lower", "upper", "levels", "orders_open",
                "orders_buy", "orders_sell", "levels_missing", "realised_profit", "unrealised_pnl", "total_pnl",
                "fees_in_quote", "fees_base", "fees_quote", "fills", "pairs", "base_held", "base_in_orders",
-               "quote_in_orders", "phase", "note")
+               "quote_in_orders", "phase", "note", "degraded", "health")
 DEGRADED_PHASES = ("stopped",)  # active, but stop-loss/take-profit fired: the grid no longer trades
 
 
@@ -28,15 +28,18 @@ def display_state(row: Any, fig: Optional[dict]) -> str:
         return f"failed ({why})" if why else "failed"
     if row.active_state == "active" and row.sub_state == "running":
         phase = fig.get("phase") if fig else None
+        if fig and fig.get("degraded") and phase in (None, "running"):
+            return "running/degraded"  # up, but not trading as configured (fig["health"] says why)
         return "running" if phase in (None, "running") else f"active/{phase}"
     return row.active_state if row.sub_state in ("running", "dead") else f"{row.active_state}/{row.sub_state}"
 
 
 def is_bad(row: Any, fig: Optional[dict]) -> bool:
-    """Failed, or degraded: running but its grid stopped trading."""
+    """Failed, or degraded: running but its grid stopped trading, or the bot says it is degraded."""
     if row.active_state == "failed" or row.load_state in ("error", "bad-setting", "masked"):
         return True
-    return row.active_state == "active" and bool(fig) and fig.get("phase") in DEGRADED_PHASES
+    return row.active_state == "active" and bool(fig) and (fig.get("phase") in DEGRADED_PHASES
+                                                            or bool(fig.get("degraded")))
 
 
 def record(row: Any, fig: Optional[dict]) -> dict[str, Any]:

@@ -82,6 +82,11 @@ POLL_SHARE = 0.75
 REQUESTS_PER_POLL = 2
 IDLE_WAKE_S = 5.0
 BALANCE_REQUESTS_PER_MIN = 2
+# and, every reconcile_interval_s, its open orders and an hour of fills (issue 9); the markets every
+# 5 minutes (price bands, book state) and the clock every 10
+REQUESTS_PER_RECONCILE = 2
+RECONCILE_INTERVAL_S = 30.0  # GridConfig's default, for a holder file written before the field existed
+MARKETS_AND_CLOCK_PER_MIN = 0.3
 
 EPOCH_SHIFT = 18  # client id = epoch << 18 | counter: 14 bits of epoch, 18 of counter, a u32
 MAX_EPOCH = (1 << (32 - EPOCH_SHIFT)) - 1  # 16383; epoch 0 is never issued (ids of older states)
@@ -106,9 +111,10 @@ class AccountError(GridbotError):
         self.transient = transient
 
 
-def requests_per_min(poll_interval_s: float) -> float:
+def requests_per_min(poll_interval_s: float, reconcile_interval_s: float = RECONCILE_INTERVAL_S) -> float:
     """Requests one idle live instance makes per minute (see the figures above)."""
-    return REQUESTS_PER_POLL * 60 / min(poll_interval_s, IDLE_WAKE_S) + BALANCE_REQUESTS_PER_MIN
+    return (REQUESTS_PER_POLL * 60 / min(poll_interval_s, IDLE_WAKE_S) + BALANCE_REQUESTS_PER_MIN
+            + REQUESTS_PER_RECONCILE * 60 / reconcile_interval_s + MARKETS_AND_CLOCK_PER_MIN)
 
 
 def poll_budget() -> float:
@@ -398,7 +404,9 @@ def claim(name: str, cfg: "GridConfig", root: Path) -> Claim:
     _ensure_dir(d)
     lock = d / f"{cfg.symbol}.lock"
     me = {"name": name, "pid": os.getpid(), "symbol": cfg.symbol, "poll_interval_s": cfg.backpack.poll_interval_s,
-          "requests_per_min": round(requests_per_min(cfg.backpack.poll_interval_s), 1), "since": int(time.time())}
+          "reconcile_interval_s": cfg.reconcile_interval_s,
+          "requests_per_min": round(requests_per_min(cfg.backpack.poll_interval_s, cfg.reconcile_interval_s), 1),
+          "since": int(time.time())}
     with _mutex(d):
         try:
             fd = _open_rw(lock)
@@ -421,10 +429,11 @@ def claim(name: str, cfg: "GridConfig", root: Path) -> Claim:
                     h = _holder(p)
                     if h is not None:
                         others.append(h)
-            total = requests_per_min(cfg.backpack.poll_interval_s)
+            total = requests_per_min(cfg.backpack.poll_interval_s, cfg.reconcile_interval_s)
             for h in others:
                 try:
-                    total += requests_per_min(float(h["poll_interval_s"]))
+                    total += requests_per_min(float(h["poll_interval_s"]),
+                                              float(h.get("reconcile_interval_s", RECONCILE_INTERVAL_S)))
                 except (KeyError, TypeError, ValueError, ZeroDivisionError):
                     total += requests_per_min(IDLE_WAKE_S / 2)  # unreadable holder: count it, conservatively
             if total > poll_budget():
@@ -443,8 +452,10 @@ def claim(name: str, cfg: "GridConfig", root: Path) -> Claim:
 
 # -- a live start from an empty state -----------------------------------------------------------
 def state_is_empty(store: Any) -> bool:
-    """No strategy snapshot, no order and no fill: a state that is missing or was emptied."""
-    return store.get("strategy") is None and not store.orders() and not store.fill_count()
+    """No strategy snapshot, no reserved epoch, no order and no fill: a state that is missing or was
+    emptied (a state whose epoch was reserved but which stopped before its grid existed is not)."""
+    return (store.get("strategy") is None and store.get("reserved_epoch") is None  # runner.RESERVED_EPOCH
+            and not store.orders() and not store.fill_count())
 
 
 def lost_state_problem(name: str, entry: dict[str, Any], open_client_ids: Optional[list[int]]) -> Optional[str]:

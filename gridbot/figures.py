@@ -71,7 +71,7 @@ def _q8(x: Any) -> str:
 
 
 def compute(name: str, exchange: str, state: Any, price: Any, now: float,
-            recent_fills: Iterable[dict] = ()) -> dict[str, Any]:
+            recent_fills: Iterable[dict] = (), health: Optional[list[str]] = None) -> dict[str, Any]:
     """Strategy state (``strategy.GridState``) + last price -> the published figures. Pure.
 
     PnL, all in quote: ``total_pnl`` = quote gained + base gained x price (mark-to-market of every
@@ -136,6 +136,9 @@ def compute(name: str, exchange: str, state: Any, price: Any, now: float,
         "lines": [str(x) for x in p.buy],
         "orders": orders,
         "recent_fills": list(recent_fills),
+        # healthy means trading (gridbot/health.py): why the bot is not, empty when it is; null when unknown
+        "degraded": None if health is None else bool(health),
+        "health": None if health is None else list(health),
         "time": round(now, 3),
     }
 
@@ -231,7 +234,7 @@ class Publisher:
             except OSError:
                 pass
 
-    def tick(self, state: Any, price: Any, force: bool = False) -> bool:
+    def tick(self, state: Any, price: Any, force: bool = False, health: Optional[list[str]] = None) -> bool:
         """Publish if due and changed; True if a file was written."""
         now = self._clock()
         if state is None or self.disabled or (not force and now - self._last_check < PUBLISH_EVERY_S):
@@ -243,7 +246,7 @@ class Publisher:
             except Exception:  # noqa: BLE001
                 self._fills_cache = []
             self._fills_seen = state.fills
-        fig = compute(self.name, self.exchange, state, price, now, self._fills_cache)
+        fig = compute(self.name, self.exchange, state, price, now, self._fills_cache, health)
         wrote = False
         if self._last is None or any(fig[k] != self._last[k] for k in fig if k not in _VOLATILE):
             wrote = self._write(self.dir / f"{self.name}.json", fig)

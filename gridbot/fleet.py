@@ -158,13 +158,13 @@ def check_clashes(configs: dict[str, "GridConfig"]) -> None:
                 problems.append(f"{books[key]} and {name} both trade {cfg.symbol} on {cfg.exchange} account '{key[1]}'")
             books.setdefault(key, name)
             account = (cfg.exchange, cfg.backpack.account)
-            polling[account] = polling.get(account, 0.0) + requests_per_min(cfg.backpack.poll_interval_s)
+            polling[account] = polling.get(account, 0.0) + requests_per_min(cfg.backpack.poll_interval_s, cfg.reconcile_interval_s)
     budget = poll_budget()
     for (exchange, account), per_min in sorted(polling.items()):
         if per_min > budget:
             problems.append(f"the {exchange} instances on account '{account}' would poll ~{per_min:.0f} requests/min, "
                             f"over {budget:.0f} of the {ACCOUNT_REQUESTS_PER_MIN}/min the account shares: "
-                            f"raise backpack.poll_interval_s")
+                            f"raise backpack.poll_interval_s or reconcile_interval_s")
     if problems:
         raise ConfigError("clash: " + "; ".join(problems))
 

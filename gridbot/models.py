@@ -134,6 +134,9 @@ class GridConfig(_Strict):
     web_port: Optional[Annotated[int, Field(ge=1024, le=65535)]] = None
     web_balances: bool = Field(default=False, description="also show venue balances on the status port "
                                                           "(any local user can read it)")
+    reconcile_interval_s: Annotated[float, Field(ge=1, le=3600, allow_inf_nan=False)] = Field(
+        default=30.0, description="compare the bot's orders and fills with the venue's this often (seconds): "
+        "orders cancelled or filled behind its back, late fills; live: two requests each time")
     paper: PaperConfig = PaperConfig()
     backpack: BackpackConfig = BackpackConfig()
 

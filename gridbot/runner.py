@@ -9,6 +9,32 @@ Ownership on a shared account: client ids come from epochs handed out by ``new_e
 strategy.py); a fill or an open order counts only if it matches an order row we wrote (by the
 venue's order id where known, else client id + symbol), and fills are read from ``started_ms``.
 
+Healing on a real venue (issue 9): every placement answer is read (a 200 ``Expired`` is a
+rejection; a market order that ended short is settled, so a rebalance never sticks); refused levels
+are held and released with backoff (5 s doubling to 5 min), never given up; a reconcile every
+``reconcile_interval_s`` (default 30 s) compares live orders with the venue's open orders and re-reads
+an hour of fills, so orders cancelled or filled behind the bot's back and late fills are caught;
+market rules (price band, book state) are re-read with it and keep levels waiting instead of
+burning rejections. A refused API key halts placing (one log line, a signed probe every 60 s) until
+the key works. Exchange failures log one line per kind of failure per outage, never a traceback.
+What the bot is not doing that it should is its *health* (``health.py``): ``STATUS=`` starts with
+``DEGRADED: <reasons>``, ``/healthz`` answers 503 with the reasons, ``/metrics`` has
+``gridbot_degraded`` and ``/api/status`` a ``health`` object.
+
+Start-up without the exchange (boot before the network, maintenance): the bot retries with backoff
+(1 s doubling to 60 s) and tells systemd ``STATUS=waiting for exchange: <kind> ...``. If the venue
+is still unreachable after START_GRACE_S (20 s) it sends ``READY=1`` anyway, degraded: the status
+says "waiting for exchange", ``/healthz`` answers 503, and the bot keeps retrying and places the grid
+by itself once the venue answers. Chosen over a longer ``TimeoutStartSec=`` or ``EXTEND_TIMEOUT_USEC=``
+because those keep the unit "activating" for as long as the outage lasts: ``gridbot start`` and
+anything ordered after the bot (``gridbot.target``, ``multi-user.target`` at boot) would hang with it,
+and the start limit would still fail the unit for good when the outage outlasts the extension. A
+running-but-degraded unit is honest (healthy means trading: it says it is not) and needs nobody to
+restart it. SIGTERM is answered at once at any time, even inside the adapter's retries (the cycle is
+cancelled; unsent intents are pending rows the next start sends), and exits 0. While the exchange
+is down at run time the loop keeps going and the watchdog is fed (``_keepalive``) as long as the loop
+shows progress within STALL_S; a truly hung loop still starves it.
+
 Lean on purpose (20 bots on a small VPS): for paper instances neither OpenSSL (``ssl``,
 ``_hashlib``) nor typer/rich/pystemd/httpx/cryptography are imported, and asyncio is imported only
 after the config said whether TLS will be needed.
@@ -37,9 +63,10 @@ from . import _statelock  # noqa: E402
 from . import figures  # noqa: E402
 from . import strategy as st  # noqa: E402
 from .config import config_dir, load  # noqa: E402
-from .errors import ConfigError, CredentialsError, ExchangeError, OrderRejected, UsageError  # noqa: E402
-from .exchange.base import Order, OrderStatus  # noqa: E402  (plain dataclasses; strategy imports it anyway)
+from .errors import AuthError, ConfigError, CredentialsError, ExchangeError, OrderRejected, UsageError  # noqa: E402
+from .exchange.base import Order, OrderStatus, Side  # noqa: E402  (plain dataclasses; strategy imports it anyway)
 from .grid import GridError, plan_qty, price_lines, tick_levels  # noqa: E402
+from .health import Health, failure_kind  # noqa: E402
 from .models import GridConfig, OnStop, OnTrigger, Spacing, grid_fingerprint  # noqa: E402
 from .notify import Notifier, setup_logging  # noqa: E402
 from .store import CANCELLED, FILLED, NOT_PLACED, OPEN, PENDING, REJECTED, OrderRow, Store, StoreError  # noqa: E402
@@ -51,13 +78,23 @@ if TYPE_CHECKING:
     from .exchange.base import Exchange, Fill, Market
 
 EX_OK, EX_FAIL, EX_CONFIG = 0, 1, 78
+LIMIT_STATES = ("Open", "PostOnly", "LimitOnly")  # Backpack orderBookState values that take limit orders
 FILL_OVERLAP_MS = 5000  # re-read fills this far back: duplicates are dropped by trade_id
 START_SLACK_MS = 5000  # read fills from a little before the state began: the venue's clock may lag ours
 BALANCES_EVERY_S = 30.0  # live venues: one balance request per half minute is plenty for /metrics
+RECONCILE_LOOKBACK_MS = 3_600_000  # reconcile re-reads an hour of fills: late fills (shown after the poll's
+#                                    5 s overlap) are caught; duplicates are dropped by trade id
+HOLD_BASE_S, HOLD_MAX_S = 5.0, 300.0  # a refused level is retried after 5 s, 10 s, 20 s ... at most 5 min
+AUTH_RETRY_S = 60.0  # keys refused: try them again this often (one signed request)
+START_GRACE_S = 20.0  # exchange unreachable at start: READY=1 (degraded) after this, well inside TimeoutStartSec
+WAIT_MAX_S = 60.0  # backoff cap while waiting for the exchange (start-up and run time)
+STOP_GRACE_S = 2.0  # SIGTERM lets a healthy cycle finish this long before cancelling it
+SHUTDOWN_CANCEL_S = 20.0  # on_stop=cancel gets this long (TimeoutStopSec=30)
+STALL_S = 180.0  # the watchdog keeps being fed while one cycle takes up to this (adapter retries ~75 s at worst)
 log = logging.getLogger("gridbot")
 
 # fields that change the grid itself; anything else may be applied by SIGHUP
-SOFT_FIELDS = ("stop_loss", "take_profit", "on_trigger", "on_stop", "schema_ref")
+SOFT_FIELDS = ("stop_loss", "take_profit", "on_trigger", "on_stop", "reconcile_interval_s", "schema_ref")
 
 
 def state_dir_for(name: str, user: bool = False) -> Path:
@@ -124,6 +161,21 @@ class Bot:
         self._balances_at = -1e9
         self._stop_event: Optional["asyncio.Event"] = None
         self._reload_requested = False
+        self.health = Health()
+        self.started = False  # start-up reached the venue and reconciled: on_stop applies at shutdown
+        self.hold_base_s, self.hold_max_s = HOLD_BASE_S, HOLD_MAX_S
+        self._held_due: dict[int, float] = {}  # held gap -> monotonic time of its release
+        self._reconciled_at = time.monotonic()
+        self.auth_halted = False
+        self.auth_retry_s = AUTH_RETRY_S
+        self._auth_probe_at = 0.0
+        self._failing: set[str] = set()  # failure kinds logged during the current outage
+        self._failing_since: Optional[float] = None
+        self._progress = time.monotonic()  # last sign of life of the main loop (keeps the watchdog fed)
+        self._rules: Optional[st.Rules] = None
+        self.retry_base_s = 1.0  # first pause after an exchange failure; doubles up to WAIT_MAX_S
+        self._outages = 0  # failed cycles in a row
+        self.start_grace_s = START_GRACE_S
 
     # ------------------------------------------------------------ state <-> store
     def apply(self, events: list[st.Event], fills: Optional[list["Fill"]] = None) -> list[st.Intent]:
@@ -183,7 +235,8 @@ class Bot:
         s = self.state
         assert s is not None
         if s.note != old_note:  # stop-loss/take-profit and given-up levels deserve a warning
-            bad = s.phase == st.STOPPED or "given up" in s.note or "dropped" in s.note
+            bad = s.phase == st.STOPPED or any(w in s.note for w in (
+                "given up", "dropped", "rejected", "cancelled outside", "ended (", "stay empty"))
             log.log(logging.WARNING if bad else logging.INFO, "%s", s.note)
         for it in intents:
             if isinstance(it, st.Place):
@@ -206,22 +259,44 @@ class Bot:
                                   "close": s.closing})
 
     async def execute(self, intents: list[st.Intent]) -> None:
-        """Send intents to the venue in order; rejections go back to the strategy (which may retry)."""
+        """Send intents to the venue in order; every answer goes back to the strategy.
+
+        A placement the venue closed at once (Backpack's 200 ``Expired`` for a post-only order that
+        would have taken) is a rejection: the level is held and retried after a backoff. A market
+        order that ended without filling completely is a cancellation once its fills are booked (a
+        rebalance then places what the base allows). An authentication failure halts trading; any
+        other failure to reach the venue stops the queue: the intents left are rows marked pending in
+        the store, which the next reconcile sends (same client ids, so never twice)."""
         queue = deque(intents)
         while queue:
             it = queue.popleft()
+            self._progress = time.monotonic()
             try:
                 if isinstance(it, st.Place):
                     o = await self.ex.place_limit(self.symbol, it.side, it.price, it.qty, it.client_id, True)
-                    self.store.set_status(it.client_id, OPEN if o.status is OrderStatus.open else o.status.value,
-                                          order_id=o.exchange_id)
-                    log.debug("placed %s %s %s @ %s (gap %d)", it.client_id, it.side.value, it.qty, it.price, it.gap)
+                    if o.status is OrderStatus.open:
+                        self.store.set_status(it.client_id, OPEN, order_id=o.exchange_id)
+                        log.debug("placed %s %s %s @ %s (gap %d)", it.client_id, it.side.value, it.qty, it.price,
+                                  it.gap)
+                    elif o.status is OrderStatus.filled:  # a limit that took at once (post_only off)
+                        self.store.set_status(it.client_id, OPEN, order_id=o.exchange_id)
+                        queue.extend(await self.poll_fills())
+                    else:
+                        reason = o.reason or o.status.value
+                        log.info("order %s (%s %s @ %s) closed by the venue at once: %s; the level is retried "
+                                 "later", it.client_id, it.side.value, it.qty, it.price, reason)
+                        self.store.set_status(it.client_id, REJECTED, o.filled_qty, note=reason[:200],
+                                              order_id=o.exchange_id)
+                        queue.extend(self.apply([st.Rejected(it.client_id, reason)]))
                 elif isinstance(it, st.Market):
                     o = await self.ex.place_market(self.symbol, it.side, it.qty, it.client_id)
-                    self.store.set_status(it.client_id, OPEN, order_id=o.exchange_id)
+                    done = o.status is not OrderStatus.open and o.status is not OrderStatus.filled
+                    self.store.set_status(it.client_id, CANCELLED if done else OPEN, order_id=o.exchange_id)
                     log.info("market %s %s %s (%s)", it.side.value, it.qty, self.state and self.state.p.base,
                              it.reason)
-                    queue.extend(await self.poll_fills())
+                    queue.extend(await self.poll_fills())  # what did fill is booked first
+                    if done:
+                        queue.extend(self._market_ended(it.client_id, o))
                 else:
                     await self.ex.cancel(self.symbol, it.client_id)
                     queue.extend(await self.poll_fills())  # fills before the cancel count first
@@ -244,9 +319,26 @@ class Bot:
                 log.warning("order %s rejected: %s", it.client_id, exc)
                 self.store.set_status(it.client_id, REJECTED, note=str(exc)[:200])
                 queue.extend(self.apply([st.Rejected(it.client_id, str(exc))]))
-            except ExchangeError as exc:
-                log.error("exchange error on %s: %s; will reconcile", type(it).__name__, exc)
+            except AuthError as exc:
+                self._halt_on_auth(exc)
                 self.need_reconcile = True
+                return
+            except ExchangeError as exc:
+                self._exchange_failed(exc, f"{type(it).__name__} {it.client_id}")
+                if queue:
+                    log.info("%d more orders wait for the next reconcile", len(queue))
+                self.need_reconcile = True
+                return
+
+    def _market_ended(self, cid: int, o: Order) -> list[st.Intent]:
+        """A market order closed without (completely) filling: Expired for lack of liquidity, or refused."""
+        assert self.state is not None
+        if cid not in self.state.markets:
+            return []  # its fills completed it after all
+        log.warning("market order %s ended %s with %s of %s filled (%s)", cid, o.status.value, o.filled_qty, o.qty,
+                    o.reason or "no reason given")
+        self.store.set_status(cid, CANCELLED, note=(o.reason or o.status.value)[:200])
+        return self.apply([st.Cancelled(cid)])
 
     def _same_order(self, row: OrderRow, o: Order) -> bool:
         """Is venue order ``o`` (found by our client id) the one this row recorded, not another state's
@@ -277,8 +369,11 @@ class Bot:
         """Where reading fills starts: this state's beginning, never the account's whole history."""
         return max(0, int(self.store.get("started_ms") or 0) - START_SLACK_MS)
 
-    async def poll_fills(self) -> list[st.Intent]:
-        since = max(self.fills_from(), self.store.last_fill_ms() - FILL_OVERLAP_MS)
+    async def poll_fills(self, lookback_ms: Optional[int] = None) -> list[st.Intent]:
+        """New fills of ours since the last one we booked (a few seconds' overlap); ``lookback_ms``
+        reads further back instead, for fills the venue shows late."""
+        since = max(self.fills_from(), self.store.last_fill_ms() - FILL_OVERLAP_MS if lookback_ms is None
+                    else _now_ms() - lookback_ms)
         new = [f for f in await self.ex.fills_since(self.symbol, since) if (f.symbol, f.trade_id) not in self._known]
         if not new:
             return []
@@ -384,13 +479,45 @@ class Bot:
             raise ExchangeError(f"orders {left} of the old grid are still open on {old_sym}; "
                                 f"not starting the new grid until they are cancelled")
 
+    async def refresh_rules(self) -> list[st.Intent]:
+        """Read the market's rules (the adapter caches them 5 min) and tell the strategy when they change:
+        levels outside the price band, and every order while the book refuses them, wait."""
+        m = await self.ex.market(self.symbol)
+        rules = st.Rules(m.price_band, m.state in LIMIT_STATES, m.state == "Open")
+        if rules == self._rules:
+            return []
+        if self._rules is not None or rules != st.Rules():
+            band = f"{m.price_band[0]}..{m.price_band[1]} x the last price" if m.price_band else "none"
+            log.log(logging.INFO if m.state == "Open" else logging.WARNING,
+                    "market %s: order book %s (%s), price band %s", self.symbol, m.state,
+                    "limit and market orders" if rules.markets else "limit orders only" if rules.limits
+                    else "no new orders", band)
+        self._rules = rules
+        return self.apply([rules])
+
     async def reconcile(self) -> None:
-        """Make the store and strategy agree with the venue after a restart or an exchange error.
+        """Compare with the venue (at start, after an error, and every ``reconcile_interval_s``);
+        a failure is a health condition and is raised on."""
+        try:
+            await self._reconcile()
+        except ExchangeError as exc:
+            self.need_reconcile = True
+            if not isinstance(exc, AuthError):
+                self.health.set("reconcile", f"reconcile failing ({failure_kind(exc)})", time.monotonic())
+            raise
+        self.health.set("reconcile", None, time.monotonic())
+        self._reconciled_at = time.monotonic()
+
+    async def _reconcile(self) -> None:
+        """Make the store and strategy agree with the venue after a restart or an exchange error, and
+        on a cadence: orders cancelled behind the bot's back are placed again, orders filled behind
+        its back and fills the venue showed late are booked, a market order that ended is settled.
         Only orders this instance recorded are adopted, and only if the venue's order is the one we
         placed (its order id, or side/qty/price before we heard the id); nothing else is touched."""
         assert self.state is not None
-        pending_rows = self.store.orders(PENDING)  # before polling fills: those may add fresh intents
-        todo = await self.poll_fills()  # fills that happened while we were down
+        pending_rows = self.store.orders(PENDING)  # before the rules and fills: those may add fresh intents
+        todo = await self.refresh_rules()
+        todo += await self.poll_fills(RECONCILE_LOOKBACK_MS)  # fills made while we were down, or shown late
         for row in pending_rows:
             o = await self._ours(row.client_id)
             if o is None:  # the call never reached the venue: send it now, same client id
@@ -424,7 +551,17 @@ class Bot:
                 await self.execute(self.apply([st.Cancelled(cid)]))
             elif o.status is OrderStatus.filled:
                 await self.execute(await self.poll_fills())
-        known = sorted(open_ids - set(self.state.by_cid))
+        for cid in sorted(set(self.state.markets) - pending):  # a market order is settled, never left hanging
+            o = await self._ours(cid)
+            if o is None or o.status in (OrderStatus.cancelled, OrderStatus.rejected):
+                await self.execute(await self.poll_fills())
+                if o is None:
+                    o = Order(cid, self.symbol, Side.buy, Decimal(0), self.state.markets.get(cid, [0, 0])[1],
+                              status=OrderStatus.cancelled, reason="unknown to the venue")
+                await self.execute(self._market_ended(cid, o))
+            elif o.status is OrderStatus.filled:
+                log.info("market order %s filled; waiting for the venue to show its fills", cid)
+        known = sorted(open_ids - set(self.state.by_cid) - set(self.state.markets))
         if known:
             log.warning("orders %s are open on the venue but no longer part of the grid; cancelling", known)
             for c in known:
@@ -438,24 +575,174 @@ class Bot:
         self.need_reconcile = False
 
     async def cycle(self) -> None:
-        """One pass: new price, new fills, and whatever the strategy wants done about them."""
+        """One pass: new price, new fills, released levels, and whatever the strategy wants done about
+        them; the reconcile when it is due. Exchange errors are raised (``_guarded_cycle`` handles them)."""
+        now = time.monotonic()
+        if self.auth_halted:  # no orders until the key works: one signed probe every auth_retry_s
+            if now < self._auth_probe_at:
+                self.price = await self.ex.last_price(self.symbol)  # public: the status stays current
+                return
+            self._auth_probe_at = now + self.auth_retry_s
+            await self.ex.balances()  # raises AuthError while the key is still refused
+            self._auth_ok()
         self.price = await self.ex.last_price(self.symbol)
         intents = self.apply([st.Tick(self.price)])
         intents += await self.poll_fills()
+        intents += self._release_held(now)
         await self.execute(intents)
         if self.state is not None and self.state.close_retry:  # a rejected close: resend what the venue holds
             bal = await self.ex.balances()
             base = self.state.p.base
             await self.execute(self.apply([st.CloseRetry(bal[base].available if base in bal else Decimal(0))]))
-        if self.need_reconcile:
+        if self.need_reconcile or time.monotonic() - self._reconciled_at >= self.cfg.reconcile_interval_s:
             await self.reconcile()
         now = time.monotonic()
         if now - self._balances_at >= BALANCES_EVERY_S or (intents and getattr(self.ex, "venue", None)):
             self._balances = await self.ex.balances()  # for status only; the strategy keeps its own books
             self._balances_at = now
+        self._schedule_held(time.monotonic())  # levels refused in this pass: their backoff starts now
+
+    def _schedule_held(self, now: float) -> None:
+        s = self.state
+        assert s is not None
+        for g in [g for g in self._held_due if g not in s.held]:
+            del self._held_due[g]
+        for g in s.held:
+            if g not in self._held_due:
+                n = min(max(1, s.gaps[g].rejects), 20)
+                self._held_due[g] = now + min(self.hold_max_s, self.hold_base_s * 2 ** (n - 1))
+
+    def _release_held(self, now: float) -> list[st.Intent]:
+        """Schedule each newly held level (5 s, 10 s, 20 s ... at most hold_max_s after its n-th refusal
+        in a row) and release those whose time has come."""
+        self._schedule_held(now)
+        due = tuple(sorted(g for g, t in self._held_due.items() if t <= now))
+        if not due:
+            return []
+        for g in due:
+            del self._held_due[g]
+        return self.apply([st.Release(due)])
+
+    # ------------------------------------------------------------ failures
+    def _exchange_failed(self, exc: ExchangeError, what: str) -> None:
+        """The venue could not be reached or failed: one log line per kind of failure per outage."""
+        now = time.monotonic()
+        self._progress = now  # the loop handled it: alive
+        kind = failure_kind(exc)
+        if self._failing_since is None:
+            self._failing_since = now
+        if kind not in self._failing:
+            self._failing.add(kind)
+            log.error("exchange %s (%s): %s; retrying", kind, what, exc)
+        else:
+            log.debug("exchange %s (%s): %s", kind, what, exc)
+        self.health.set("exchange", f"exchange {kind}", now)
+
+    def _exchange_ok(self) -> None:
+        if self._failing_since is not None:
+            log.warning("exchange reachable again after %.0f s", time.monotonic() - self._failing_since)
+        self._failing_since = None
+        self._failing.clear()
+        self.health.set("exchange", None, time.monotonic())
+
+    def _halt_on_auth(self, exc: ExchangeError) -> None:
+        """The venue refused the key: stop placing orders (a rejection would burn levels), say so once,
+        and probe the key every ``auth_retry_s`` until it works again."""
+        now = time.monotonic()
+        self._progress = now
+        if not self.auth_halted:
+            log.error("%s: no orders are placed until the key works; trying it again every %.0f s", exc,
+                      self.auth_retry_s)
+        self.auth_halted = True
+        self._auth_probe_at = now + self.auth_retry_s
+        self.health.set("auth", "halted: the exchange refused the API key", now)
+
+    def _auth_ok(self) -> None:
+        if self.auth_halted:
+            log.warning("the API key is accepted again; trading resumes")
+        self.auth_halted = False
+        self.need_reconcile = True
+        self.health.set("auth", None, time.monotonic())
+
+    async def _guarded_cycle(self) -> None:
+        """A cycle whose exchange failures keep the loop (and the watchdog) going: back off, then retry."""
+        try:
+            await self.cycle()
+        except AuthError as exc:
+            self._halt_on_auth(exc)
+        except ExchangeError as exc:
+            self._exchange_failed(exc, "cycle")
+            self.need_reconcile = True
+            import asyncio
+
+            self._outages += 1
+            await asyncio.sleep(min(WAIT_MAX_S, self.retry_base_s * 2 ** min(self._outages - 1, 6)))
+        else:
+            self._outages = 0
+            self._exchange_ok()
+
+    async def start_up(self) -> bool:
+        """Open the state, reconcile and place the grid, retrying with backoff while the venue cannot be
+        reached (or refuses the key). STATUS says "waiting for exchange ..."; after START_GRACE_S the
+        bot reports READY=1 anyway, degraded (see the module docstring). False if told to stop first."""
+        import asyncio
+
+        assert self._stop_event is not None
+        t0 = time.monotonic()
+        delay = self.retry_base_s
+        ready = False
+        while not self.stopping:
+            try:
+                if self.state is None:
+                    await self.open_state()
+                await self.reconcile()
+                self.started = True  # the venue answered and the state agrees with it: on_stop applies from now
+                if self.auth_halted:
+                    self._auth_ok()
+                if not self.stopping:  # a SIGTERM during startup: don't re-place what shutdown would cancel
+                    await self.execute(self.apply([st.Tick(self.price), st.Resume()]))  # type: ignore[arg-type]
+                    await self.cycle()
+                self._exchange_ok()
+                self.health.set("starting", None, time.monotonic())
+                return not self.stopping
+            except AuthError as exc:
+                self._halt_on_auth(exc)
+                wait, kind = self.auth_retry_s, failure_kind(exc)
+            except ExchangeError as exc:
+                self._exchange_failed(exc, "start")
+                wait, kind = delay, failure_kind(exc)
+                delay = min(WAIT_MAX_S, delay * 2)
+            line = f"waiting for exchange: {kind} (retrying in {wait:.0f} s)"
+            self.health.set("starting", line, time.monotonic())
+            if not ready and time.monotonic() - t0 >= self.start_grace_s:
+                self.notifier.ready(line)  # up, but degraded: /healthz, STATUS= and /metrics say so
+                log.warning("ready without the exchange: %s", line)
+                ready = True
+            else:
+                self.notifier.status(line, watchdog=self.notifier.watchdog_interval is not None)
+            self._progress = time.monotonic()
+            try:
+                await asyncio.wait_for(self._stop_event.wait(), wait)
+            except asyncio.TimeoutError:
+                pass
+        return False
+
+    async def _keepalive(self) -> None:
+        """Feed the watchdog while the loop shows signs of life within STALL_S: one cycle may sit in the
+        adapter's retries for over a minute during an outage, and that is no hang."""
+        import asyncio
+
+        iv = self.notifier.watchdog_interval
+        if not iv:
+            return
+        while True:
+            await asyncio.sleep(iv)
+            if time.monotonic() - self._progress < STALL_S:
+                self.notifier.watchdog()
 
     async def run(self) -> int:
         import asyncio
+        import contextlib
 
         loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
@@ -466,26 +753,33 @@ class Bot:
             self._request_stop(sig)
         if self.notifier.watchdog_interval:
             self.loop_timeout = min(self.loop_timeout, self.notifier.watchdog_interval)
+        self.health.set("starting", "starting", time.monotonic())
         server = None
-        await self.open_state()
-        await self.reconcile()
-        if not self.stopping:  # a SIGTERM during startup: don't re-place what shutdown would cancel
-            await self.execute(self.apply([st.Tick(self.price), st.Resume()]))  # type: ignore[arg-type]
-            await self.cycle()
-        if self.cfg.web_port:
+        if self.cfg.web_port:  # up before the exchange: /healthz answers 503 while the bot waits for it
             from .status_http import StatusServer
 
-            server = StatusServer(self.cfg.web_port, self.snapshot, self.healthy, show_balances=self.cfg.web_balances)
+            server = StatusServer(self.cfg.web_port, self.snapshot, self.healthy, self.reasons,
+                                  show_balances=self.cfg.web_balances)
             try:
                 await server.start()
             except OSError as exc:
                 log.error("status port 127.0.0.1:%d unavailable (%s); running without it", self.cfg.web_port, exc)
                 server = None
-        self.notifier.ready(self.status_line())
-        self.publish(force=True)
-        log.info("ready: %s", self.status_line())
+        keepalive = asyncio.ensure_future(self._keepalive())
         waiter = asyncio.ensure_future(self._stop_event.wait())
         try:
+            work = asyncio.ensure_future(self.start_up())
+            await asyncio.wait((work, waiter), return_when=asyncio.FIRST_COMPLETED)
+            if not work.done() and self._failing_since is None:  # a healthy start-up may finish placing
+                await asyncio.wait((work,), timeout=STOP_GRACE_S)
+            if not work.done():  # SIGTERM while waiting for the exchange: answered at once
+                work.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await work
+            elif work.result() and not self.stopping:
+                self.notifier.ready(self.status_line())
+                self.publish(force=True)
+                log.info("ready: %s", self.status_line())
             while not self.stopping:
                 tick = asyncio.ensure_future(self.ex.wait_event(self.loop_timeout))
                 await asyncio.wait((tick, waiter), return_when=asyncio.FIRST_COMPLETED)
@@ -495,16 +789,22 @@ class Bot:
                 if self._reload_requested:
                     self._reload_requested = False
                     self.reload()
-                try:
-                    tick.result()
-                    await self.cycle()
-                except ExchangeError as exc:  # the venue is down or refusing: keep the loop (and watchdog) alive
-                    log.error("exchange error: %s; retrying", exc)
-                    self.need_reconcile = True
-                    await asyncio.wait((waiter,), timeout=1.0)
+                tick.result()
+                work = asyncio.ensure_future(self._guarded_cycle())
+                await asyncio.wait((work, waiter), return_when=asyncio.FIRST_COMPLETED)
+                if not work.done():  # SIGTERM: a healthy cycle may finish (no half-sent intent); one stuck
+                    if self._failing_since is None:  # in an outage's retries is cancelled at once
+                        await asyncio.wait((work,), timeout=STOP_GRACE_S)
+                if not work.done():
+                    work.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await work
+                    break
+                work.result()
                 self.heartbeat()
         finally:
             waiter.cancel()
+            keepalive.cancel()
         self.notifier.stopping(f"stopping; {self.status_line()}")
         await self.shutdown()
         self.publish(force=True)
@@ -522,13 +822,23 @@ class Bot:
         self._reload_requested = True
 
     async def shutdown(self) -> None:
-        """Apply on_stop, then flush: cancel (orders come back on the next start) or leave them resting."""
-        assert self.state is not None
+        """Apply on_stop, then flush: cancel (orders come back on the next start) or leave them resting.
+        Stopped before the start-up reached the venue: nothing to apply, the state is kept as it is."""
+        import asyncio
+
+        if self.state is None or not self.started:
+            if self.state is not None:
+                self.store.put("strategy", self.state.to_dict())
+            log.info("stopped before the bot reached the exchange: on_stop not applied")
+            await self.ex.close()
+            return
         if self.cfg.on_stop is OnStop.cancel:
             intents = self.apply([st.Stop(cancel=True)])
             log.info("on_stop=cancel: cancelling %d orders", len(intents))
-            try:
-                await self.execute(intents)
+            try:  # bounded: the stop must finish inside TimeoutStopSec even if the venue is down
+                await asyncio.wait_for(self.execute(intents), SHUTDOWN_CANCEL_S)
+            except asyncio.TimeoutError:
+                log.error("could not cancel all orders: the exchange did not answer within %.0f s", SHUTDOWN_CANCEL_S)
             except ExchangeError as exc:
                 log.error("could not cancel all orders: %s", exc)
         else:
@@ -562,7 +872,7 @@ class Bot:
     # ------------------------------------------------------------ status
     def heartbeat(self) -> None:
         self.last_loop = time.time()
-        now = time.monotonic()
+        now = self._progress = time.monotonic()
         line = self.status_line()
         due = self.notifier.watchdog_interval is not None and now - self._last_ping >= self.notifier.watchdog_interval
         if due or (line != self._last_status and now - self._last_ping >= 1.0):
@@ -578,7 +888,7 @@ class Bot:
             pub = self._figures = figures.Publisher(
                 self.name, self.cfg.exchange, figures.figures_dir(), lambda: self.store.get("equity_history"),
                 lambda h: self.store.put("equity_history", h), self._recent_fills, log=log.warning)
-        pub.tick(self.state, self.price, force)
+        pub.tick(self.state, self.price, force, self.reasons())
 
     def _recent_fills(self, n: int) -> list[dict[str, Any]]:
         rows = self.store.db.execute("SELECT side, price, qty, fee, fee_asset, ts_ms FROM fills "
@@ -586,15 +896,47 @@ class Bot:
         return [{"side": r[0], "price": r[1], "qty": r[2], "fee": r[3], "fee_asset": r[4], "time": r[5] / 1000}
                 for r in rows]
 
+    def reasons(self) -> list[str]:
+        """Why the bot is not trading as configured (empty: it is); see gridbot/health.py."""
+        now = time.monotonic()
+        s = self.state
+        h = self.health
+        if s is not None:
+            miss = st.missing(s)
+            h.set("missing", f"{len(miss)} of {len(s.gaps)} levels without an order" if miss else None, now)
+            lo, hi = s.p.buy[0], s.p.sell[-1]
+            out = (s.phase == st.WAITING or (s.phase == st.RUNNING and self.price is not None
+                                              and not lo <= self.price <= hi))
+            h.set("range", f"not trading: price {self.price} outside the grid {lo}..{hi}" if out else None, now)
+            h.set("stopped", f"grid stopped ({s.note})" if s.phase == st.STOPPED else None, now)
+        out_ = h.reasons(now)
+        if now - self._progress >= STALL_S:
+            out_.insert(0, f"main loop stalled for {now - self._progress:.0f} s")
+        return out_
+
+    def kinds(self) -> list[str]:
+        """The health conditions behind ``reasons()``, by their stable names (health.KINDS)."""
+        now = time.monotonic()
+        return (["stalled"] if now - self._progress >= STALL_S else []) + self.health.kinds(now)
+
     def healthy(self) -> bool:
-        return time.time() - self.last_loop < 3 * self.loop_timeout + 10 and not self.stopping
+        return not self.stopping and not self.reasons()
 
     def status_line(self) -> str:
-        return figures.status_line(self.state, self.price)
+        reasons = self.reasons()
+        if self.state is None:
+            return reasons[0] if reasons else "starting"
+        line = figures.status_line(self.state, self.price)
+        return f"DEGRADED: {'; '.join(reasons)} | {line}" if reasons else line
 
     def snapshot(self) -> dict[str, Any]:
         s = self.state
-        assert s is not None
+        reasons = self.reasons()
+        health = {"ok": not reasons and not self.stopping, "reasons": reasons, "kinds": self.kinds()}
+        if s is None:
+            return {"instance": self.name, "symbol": self.symbol, "exchange": self.cfg.exchange, "phase": "starting",
+                    "price": _s(self.price), "healthy": False, "degraded": True, "health": health,
+                    "last_loop": round(self.last_loop, 3), "status": self.status_line()}
         total, unpaired = s.pnl(self.price) if self.price is not None else (Decimal(0), Decimal(0))
         bal = {a: {"available": str(b.available), "locked": str(b.locked)} for a, b in self._balances.items()}
         best_buy, best_sell = s.best_prices()
@@ -605,7 +947,9 @@ class Bot:
             "unpaired_pnl": str(unpaired.quantize(Decimal("0.00000001"))), "total_pnl": str(total),
             "inventory_base": str(s.inventory), "best_buy": _s(best_buy), "best_sell": _s(best_sell),
             "qty_per_level": str(s.p.qty), "levels": len(s.p.buy) - 1, "balances": bal,
-            "last_loop": round(self.last_loop, 3), "healthy": self.healthy(), "note": s.note, "close": s.closing,
+            "last_loop": round(self.last_loop, 3), "healthy": health["ok"], "note": s.note, "close": s.closing,
+            "degraded": bool(reasons), "health": health, "missing_levels": len(st.missing(s)),
+            "held_levels": len(s.held), "auth_halted": self.auth_halted,
             "status": self.status_line(),
         }
 
@@ -689,10 +1033,15 @@ async def _amain(name: str, cfg: GridConfig, state_dir: Path, cfg_dir: Path, cla
             ex.venue.continue_ids(*ids)  # type: ignore[attr-defined]
         if claim.live and state_is_empty(store):
             try:  # a lost state never starts silently; a reset's old orders are cancelled first
-                await check_fresh_start(claim, ex)
+                if not await _fresh_start_waiting(claim, ex, check_fresh_start):
+                    await ex.close()
+                    return EX_OK  # SIGTERM while waiting for the exchange
             except BaseException:
                 await ex.close()
                 raise
+            # the epoch is reserved for this state from now on: a stop before the grid is written must
+            # not make the next start look like a lost state (the registry already lists the epoch)
+            store.put(RESERVED_EPOCH, claim.reserve_epoch())
         # paper: the simulated venue is the instance's own account; live: the account's epoch registry
         new_epoch = claim.new_epoch if claim.live else store_epochs(store)
         bot = Bot(name, cfg, store, ex, Notifier(), cfg_dir, new_epoch)
@@ -718,6 +1067,32 @@ async def run_guarded(bot: Bot) -> int:
 
 
 _early_signals: list[int] = []
+RESERVED_EPOCH = "reserved_epoch"  # store key: see account.state_is_empty
+
+
+async def _fresh_start_waiting(claim: "Claim", ex: "Exchange", check: Callable[..., Any]) -> bool:
+    """The account's fresh-start check, retried with backoff while the exchange cannot be reached (as
+    the bot's own start-up does: STATUS=waiting for exchange, one line per kind). False on SIGTERM."""
+    import asyncio
+
+    delay, logged, notifier = 1.0, set(), Notifier()
+    while True:
+        try:
+            await check(claim, ex)
+            return True
+        except ExchangeError as exc:
+            kind = failure_kind(exc)
+            if kind not in logged:
+                logged.add(kind)
+                log.error("exchange %s (fresh-start check): %s; retrying", kind, exc)
+            notifier.status(f"waiting for exchange: {kind} (retrying in {delay:.0f} s)",
+                            watchdog=notifier.watchdog_interval is not None)
+        for _ in range(int(delay * 10)):
+            if _early_signals:
+                log.info("received %s while waiting for the exchange: stopping", signal.Signals(_early_signals[0]).name)
+                return False
+            await asyncio.sleep(0.1)
+        delay = min(WAIT_MAX_S, delay * 2)
 
 
 def main(name: str, user: bool = False) -> int:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 MAX_REQUEST = 4096
 MAX_CONNECTIONS = 16
@@ -27,12 +27,14 @@ _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Al
 
 
 class StatusServer:
-    """``snapshot()`` returns the status dict; ``alive()`` says whether the main loop is healthy."""
+    """``snapshot()`` returns the status dict; ``alive()`` says whether the bot is healthy, which means
+    trading as configured; ``reasons()`` (optional) says why not, for the 503 body of /healthz."""
 
     def __init__(self, port: int, snapshot: Callable[[], dict[str, Any]], alive: Callable[[], bool],
-                 host: str = HOST, show_balances: bool = False) -> None:
+                 reasons: Optional[Callable[[], list[str]]] = None, host: str = HOST,
+                 show_balances: bool = False) -> None:
         self.port, self.host = port, host
-        self._snapshot, self._alive = snapshot, alive
+        self._snapshot, self._alive, self._reasons = snapshot, alive, reasons
         self.show_balances = show_balances
         self._server: asyncio.AbstractServer | None = None
         self.active = 0
@@ -90,8 +92,10 @@ class StatusServer:
         if method not in ("GET", "HEAD"):
             return 405, "text/plain", b"only GET and HEAD\n"
         if path == "/healthz":
-            ok = self._alive()
-            return (200, "text/plain", b"ok\n") if ok else (503, "text/plain", b"main loop stalled\n")
+            if self._alive():
+                return 200, "text/plain", b"ok\n"
+            why = (self._reasons() if self._reasons is not None else []) or ["not healthy"]
+            return 503, "text/plain", ("degraded: " + "; ".join(why) + "\n").encode()
         if path == "/metrics":
             return 200, "text/plain; version=0.0.4", metrics_text(self._public()).encode()
         if path == "/api/status":
@@ -135,5 +139,13 @@ def metrics_text(s: dict[str, Any]) -> str:
         gauge("balance", "venue balance", b.get("available"), f'asset="{_label(asset)}",kind="available"')
         gauge("balance", "venue balance", b.get("locked"), f'asset="{_label(asset)}",kind="locked"')
     gauge("last_loop_timestamp_seconds", "unix time of the last main loop pass", s.get("last_loop"))
-    gauge("up", "1 while the main loop is alive", 1 if s.get("healthy") else 0)
+    gauge("up", "1 while the bot trades as configured (see gridbot_degraded)", 1 if s.get("healthy") else 0)
+    health = s.get("health") or {}
+    if "reasons" in health:
+        gauge("degraded", "1 while the bot is not trading as configured", 1 if health["reasons"] else 0)
+        for kind in health.get("kinds", ()):
+            gauge("degraded_reason", "why the bot is degraded, one series per condition (see /api/status)", 1,
+                  f'reason="{_label(kind)}"')
+    gauge("missing_levels", "grid levels without an order on the venue", s.get("missing_levels"))
+    gauge("held_levels", "levels refused by the venue, waiting for their retry", s.get("held_levels"))
     return "\n".join(out) + "\n"

@@ -7,8 +7,15 @@ fills wait for completion (bbgo/hummingbot), so a counter-order is never smaller
 
 Two gaps share each line (gap k-1 sells at line k, gap k buys there); a flip that would put a buy
 and a sell on the same line is held back ("wanted") until the neighbour moves. So is an order that
-would cross the last price (post-only), and a rejected one; wanted orders are retried on the next
-tick. Ticks cost O(1): compare with stop-loss/take-profit and, only if something is wanted, retry.
+would cross the last price (post-only), one outside the venue's price band, and every order while
+the book takes no limit orders (``Rules``); wanted orders are retried on the next tick. Ticks cost
+O(1): compare with stop-loss/take-profit and, only if something is wanted, retry.
+
+Lost levels come back (issue 9): a level the venue refused or closed at once (post-only
+``Expired``) is *held*; the runner releases it after a backoff (``Release``), so it is retried
+later, never given up. A level cancelled behind the bot's back is placed again at once. A market
+order that ends without (fully) filling is a cancellation: the rebalance places what the base
+allows. ``missing(s)`` lists the levels without a live order, for status and health.
 
 ``step`` mutates and returns ``state`` for speed (a million ticks a second); use
 ``GridState.from_dict(s.to_dict())`` to keep an old copy.
@@ -33,7 +40,7 @@ from .grid import nearest_line, round_down, round_up
 
 BUY, SELL = Side.buy, Side.sell
 ZERO = Decimal(0)
-MAX_REJECTS = 3  # a gap rejected this often in a row is given up (funds gone, market closed...)
+MAX_REJECTS = 3  # a close rejected this often is given up (levels are never given up: they are held and retried)
 SEEN_TRADES = 4096  # duplicate trade ids are dropped within this window (the store dedups forever)
 RETIRED_ORDERS = 256  # late fills are seconds late at most; a few hundred recent orders cover it
 U32 = 0xFFFFFFFF
@@ -115,7 +122,25 @@ class CloseRetry:
     available: Decimal
 
 
-Event = Union[Tick, Filled, Rejected, Cancelled, Stop, Resume, SetLimits, NewEpoch, CloseRetry]
+@dataclass(frozen=True, slots=True)
+class Release:
+    """The backoff of these held (rejected) gaps has passed: want them again."""
+
+    gaps: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """The venue's market rules now: ``band`` (min, max) multipliers of the last price a limit price
+    must lie within (None: no band); ``limits``/``markets``: whether the book takes limit / market
+    orders (Backpack's orderBookState: Open both, PostOnly/LimitOnly limits only, else neither)."""
+
+    band: Optional[tuple[Decimal, Decimal]] = None
+    limits: bool = True
+    markets: bool = True
+
+
+Event = Union[Tick, Filled, Rejected, Cancelled, Stop, Resume, SetLimits, NewEpoch, CloseRetry, Release, Rules]
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +213,7 @@ class GridState:
     __slots__ = ("p", "phase", "price", "gaps", "by_cid", "want", "markets", "next_cid", "seen", "seen_order",
                  "retired", "base_start", "base_delta", "quote_delta", "fees_base", "fees_quote", "realised", "pairs",
                  "fills", "best_buy", "best_sell", "note", "dust", "lo", "hi", "close_pending", "epoch",
-                 "close_retry", "close_rejects")
+                 "close_retry", "close_rejects", "held", "band", "limits_ok", "markets_ok")
 
     def __init__(self, p: Params, base_budget: Decimal, epoch: int = 1) -> None:
         self.p = p
@@ -221,6 +246,10 @@ class GridState:
         self.close_pending = False  # sell_on_trigger: sell the base once every grid order is gone
         self.close_retry = False  # the close was rejected: resend it capped by what the venue holds
         self.close_rejects = 0
+        self.held: set[int] = set()  # gaps refused by the venue, waiting for the runner's Release
+        self.band: Optional[tuple[Decimal, Decimal]] = None  # market rules (Rules): not persisted,
+        self.limits_ok = True  # the runner feeds them at every start
+        self.markets_ok = True
         _set_thresholds(self)
 
     # -- views
@@ -280,6 +309,7 @@ class GridState:
             "fees_quote": str(self.fees_quote), "realised": str(self.realised), "pairs": self.pairs,
             "fills": self.fills, "note": self.note, "dust": str(self.dust), "close_pending": self.close_pending,
             "epoch": self.epoch, "close_retry": self.close_retry, "close_rejects": self.close_rejects,
+            "held": sorted(self.held),
         }
 
     @classmethod
@@ -306,6 +336,7 @@ class GridState:
         s.pairs, s.fills, s.note, s.dust = d["pairs"], d["fills"], d.get("note", ""), Decimal(d.get("dust", "0"))
         s.close_pending = d.get("close_pending", False)
         s.close_retry, s.close_rejects = d.get("close_retry", False), d.get("close_rejects", 0)
+        s.held = set(d.get("held", ()))
         _recompute_best(s)
         return s
 
@@ -346,6 +377,15 @@ def client_id(epoch: int, counter: int) -> int:
     return epoch << COUNTER_BITS | counter
 
 
+def missing(s: GridState) -> list[int]:
+    """Gaps of a running grid without a live order: wanted (price, neighbour, band or book state
+    keep them back), held after a rejection, or idle (no base for the sell, a buy netting below the
+    minimum). Empty unless the grid is running."""
+    if s.phase is not RUNNING:
+        return []
+    return [g for g, gap in enumerate(s.gaps) if not gap.cid]
+
+
 # ---------------------------------------------------------------- transitions
 
 def step(s: GridState, ev: Event) -> tuple[GridState, list[Intent]]:
@@ -383,6 +423,17 @@ def step(s: GridState, ev: Event) -> tuple[GridState, list[Intent]]:
         return s, []
     if isinstance(ev, CloseRetry):
         return s, _close_retry(s, ev.available)
+    if isinstance(ev, Release):
+        out: list[Intent] = []
+        for g in ev.gaps:
+            if g in s.held:
+                s.held.discard(g)
+                s.want.add(g)
+                _try_place(s, g, out)
+        return s, out
+    if isinstance(ev, Rules):
+        s.band, s.limits_ok, s.markets_ok = ev.band, ev.limits, ev.markets
+        return s, _retry(s) if s.want else []
     if isinstance(ev, SetLimits):
         old = s.p
         s.p = Params(old.buy, old.sell, old.qty, old.step, old.min_qty, old.base, old.quote, old.market_fee,
@@ -405,6 +456,9 @@ def _start(s: GridState) -> list[Intent]:
     need = _sell_count(s) * s.p.qty
     have = s.inventory
     if have < need:
+        if not s.markets_ok:  # the book takes no market orders now: wait (re-tried on every tick)
+            s.note = f"waiting: the book takes no market orders, and the sells need {need - have} {s.p.base} more"
+            return []
         qty = round_up((need - have) / (1 - s.p.market_fee), s.p.step)
         qty = max(qty, s.p.min_qty)
         cid = _cid(s)
@@ -431,6 +485,7 @@ def _place_grid(s: GridState) -> list[Intent]:
         s.phase = WAITING
         return []
     s.phase = RUNNING
+    s.held.clear()
     e = _empty_line(s)
     qty = s.p.qty
     base = s.inventory
@@ -458,7 +513,7 @@ def _retry(s: GridState) -> list[Intent]:
 
 def _try_place(s: GridState, g: int, out: list[Intent]) -> None:
     """Place gap g's wanted order if the price is on the right side and its line is free."""
-    if s.phase is not RUNNING or s.price is None:
+    if s.phase is not RUNNING or s.price is None or not s.limits_ok:
         return
     gap = s.gaps[g]
     if gap.cid or gap.side is None:
@@ -480,6 +535,8 @@ def _try_place(s: GridState, g: int, out: list[Intent]) -> None:
             nb = s.gaps[g + 1]
             if nb.cid and nb.side is BUY:
                 return
+    if s.band is not None and not (s.price * s.band[0] <= price <= s.price * s.band[1]):
+        return  # outside today's price band: the venue would refuse it; wait for the price to come near
     cid = _cid(s)
     gap.cid = cid
     s.by_cid[cid] = g
@@ -576,7 +633,17 @@ def _book(s: GridState, side: Side, f: Filled) -> tuple[Decimal, Decimal, Decima
 
 def _market_done(s: GridState, cid: int) -> list[Intent]:
     reason, qty, filled = s.markets.pop(cid)
+    s.retired[cid] = BUY if reason == "rebalance" else SELL  # a fill heard of later still reaches the books
+    if len(s.retired) > RETIRED_ORDERS:
+        del s.retired[next(iter(s.retired))]
     if reason == "rebalance" and s.phase is REBALANCING:
+        if filled < qty:
+            note = s.note
+            out = _place_grid(s)
+            idle = sum(1 for gap in s.gaps if gap.side is None)
+            s.note = f"{note}; bought {filled} of {qty} {s.p.base}" + (
+                f": {idle} sell levels stay empty (not enough base)" if idle else "")
+            return out
         return _place_grid(s)
     if reason == "close":
         s.note = f"close done: sold {filled} {s.p.base} at market"
@@ -627,7 +694,7 @@ def _on_gone(s: GridState, cid: int, rejected: bool, reason: str) -> list[Intent
     if cid in s.markets:
         if rejected and s.markets[cid][0] == "close":
             return _close_rejected(s, cid, reason)
-        s.note = f"market {s.markets[cid][0]} order {cid} {reason}"
+        s.note = f"market {s.markets[cid][0]} order {cid} {'rejected' if rejected else 'ended'} ({reason})"
         return _market_done(s, cid)  # a rebalance that failed still places what the base allows
     g = s.by_cid.get(cid)
     if g is None:
@@ -643,21 +710,19 @@ def _on_gone(s: GridState, cid: int, rejected: bool, reason: str) -> list[Intent
         else:
             gap.reset_leg(None, ZERO)
         return out
-    if rejected:
+    _unlive(s, g)
+    if rejected:  # held: the runner releases it after a backoff (the venue said no just now)
         gap.rejects += 1
-        _unlive(s, g)
-        if gap.rejects <= MAX_REJECTS:
-            s.want.add(g)  # retried on the next tick, once the price allows
-            s.note = f"gap {g}: order {cid} rejected ({reason}); will retry"
-            return out
-        s.note = f"gap {g}: order {cid} rejected {gap.rejects} times ({reason}); level given up"
-    else:
-        s.note = f"gap {g}: order {cid} cancelled outside the bot; level given up"
-    if gap.filled > 0:
-        _complete(s, g, out)  # keep the executed part's counter-order
-    else:
-        _unlive(s, g)
-        gap.reset_leg(None, ZERO)
+        s.held.add(g)
+        s.note = f"gap {g}: order {cid} rejected ({reason}); retrying later ({gap.rejects} in a row)"
+        return out
+    # cancelled behind the bot's back (web UI, maintenance): place the rest of the leg again now
+    if gap.filled > 0 and gap.qty - gap.filled < s.p.min_qty:
+        _complete(s, g, out)  # the rest is below the minimum order: the leg is done, flip it
+        return out
+    s.note = f"gap {g}: order {cid} cancelled outside the bot; placing it again"
+    s.want.add(g)
+    _try_place(s, g, out)
     return out
 
 
@@ -673,6 +738,7 @@ def _trigger(s: GridState, price: Decimal) -> list[Intent]:
     kind = "stop-loss" if s.p.stop_loss is not None and price <= s.p.stop_loss else "take-profit"
     s.phase = STOPPED
     s.want.clear()
+    s.held.clear()
     out: list[Intent] = [Cancel(cid) for cid in sorted(s.by_cid)]
     s.note = f"{kind} at {price}: grid cancelled"
     if s.p.sell_on_trigger:

@@ -652,11 +652,13 @@ def validate(
     names: Optional[List[str]] = NamesArg,
     paths: Optional[List[Path]] = ConfigOpt,
     all_: bool = typer.Option(False, "--all", help="every config, and clashes between them"),
+    offline: bool = typer.Option(False, "--offline", help="skip the live configs' price-band look-up (public data)"),
     as_json: bool = JsonOpt,
 ) -> None:
     """Check configs: every error at once, and that the grid will trade (the bot's own start-up checks).
 
-    With --all also clashes: same web_port, same account+symbol, an account's shared rate limit.
+    With --all also clashes: same web_port, same account+symbol, an account's shared rate limit. Live
+    ranges are compared with the venue's price band at today's price (public data) unless --offline.
     """
     results: dict[str, Optional[str]] = {}
     missing: list[str] = []
@@ -683,16 +685,24 @@ def validate(
                 missing.append(n)
         if not sources and not installed and not missing:
             raise UsageError("no instance given: name one or more, -c PATH, or --all")
-        _good, bad = fleet.try_load(sources, feasible=True)
+        good, bad = fleet.try_load(sources, feasible=True)
         bad.update(fleet.try_load(installed, readable=CTX.service_reads, feasible=True)[1])
         sources += installed
         results = {n: bad.get(n) for n, _path in sources}
     gone = {n: f"no such instance '{n}': no {cfgmod.config_path(n, CTX.config_dir)}" for n in missing}
+    warnings: dict[str, list[str]] = {}
+    if not offline:
+        from ..bands import band_warnings
+
+        warnings = {n: w for n, c in good.items() if (w := band_warnings(c))}
     if as_json:
-        r.emit_json({n: {"valid": e is None, "error": e} for n, e in {**results, **gone}.items()})
+        r.emit_json({n: {"valid": e is None, "error": e, **({"warnings": warnings[n]} if n in warnings else {})}
+                     for n, e in {**results, **gone}.items()})
     else:
         for n, e in results.items():
             print(f"{n}: ok") if e is None else print(f"gridbot: error: {e}", file=sys.stderr)
+            for w in warnings.get(n, ()):
+                print(f"gridbot: warning: {n}: {w}", file=sys.stderr)
         for e in gone.values():
             print(f"gridbot: error: {e}", file=sys.stderr)
     if gone:

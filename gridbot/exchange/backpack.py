@@ -346,7 +346,8 @@ class BackpackExchange:
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 if attempt >= self._max_retries:
                     raise
-                log.warning("%s %s: %s (attempt %d); retrying", method, path, type(exc).__name__, attempt + 1)
+                # debug: during an outage the runner logs one line per kind of failure, not one per attempt
+                log.debug("%s %s: %s (attempt %d); retrying", method, path, type(exc).__name__, attempt + 1)
                 delay = self._backoff(attempt)
             else:
                 if resp.status_code < 400:
@@ -370,8 +371,8 @@ class BackpackExchange:
                     log.warning("%s %s: rate limited (429); cooling down %.2fs", method, path, delay)
                     attempt += 1
                     continue  # _throttle sleeps out the cool-down
-                log.warning("%s %s: HTTP %d %s (attempt %d); retrying", method, path, resp.status_code,
-                            failure.code, attempt + 1)
+                log.debug("%s %s: HTTP %d %s (attempt %d); retrying", method, path, resp.status_code,
+                          failure.code, attempt + 1)
                 delay = self._backoff(attempt)
             attempt += 1
             if lookup is not None:

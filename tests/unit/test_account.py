@@ -117,19 +117,22 @@ def test_files_are_group_shared_despite_the_units_umask(root):
 
 # -- the shared rate budget ---------------------------------------------------------------------
 def test_idle_requests_per_minute():
-    assert account.requests_per_min(2.0) == 62  # fills + ticker every 2 s, balances twice a minute
-    assert account.requests_per_min(60) == 26  # the loop still wakes every 5 s
+    # fills + ticker every 2 s, balances twice a minute, a reconcile (open orders, fills) twice a minute,
+    # markets every 5 min, the clock every 10
+    assert account.requests_per_min(2.0) == 60 + 2 + 4 + 0.3
+    assert account.requests_per_min(60) == 24 + 2 + 4 + 0.3  # the loop still wakes every 5 s
+    assert account.requests_per_min(2.0, reconcile_interval_s=10) == 60 + 2 + 12 + 0.3
     assert account.poll_budget() == 1500
-    assert int(account.poll_budget() // account.requests_per_min(2.0)) == 24  # instances per account at 2 s
+    assert int(account.poll_budget() // account.requests_per_min(2.0)) == 22  # instances per account at 2 s
 
 
 def test_claim_over_the_accounts_rate_budget_is_refused(root):
-    a = claim("fast_a", live("A_USDC", poll=0.2), root)  # 602 requests/min each
+    a = claim("fast_a", live("A_USDC", poll=0.2), root)  # 606.3 requests/min each
     b = claim("fast_b", live("B_USDC", poll=0.2), root)
-    with pytest.raises(AccountError, match=r"fast_a, fast_b.*~1806 requests/min, over 1500") as exc:
+    with pytest.raises(AccountError, match=r"fast_a, fast_b.*~1819 requests/min, over 1500") as exc:
         claim("fast_c", live("C_USDC", poll=0.2), root)
     assert "poll_interval_s" in str(exc.value)
-    with claim("slow_c", live("C_USDC", poll=2.0), root):  # 1266: fits; the refused claim left no lock behind
+    with claim("slow_c", live("C_USDC", poll=2.0), root):  # 1279: fits; the refused claim left no lock behind
         pass
     b.release()  # a stopped instance no longer counts, though its lock file stays
     with claim("fast_c", live("C_USDC", poll=0.2), root):
@@ -141,9 +144,9 @@ def test_claim_over_the_accounts_rate_budget_is_refused(root):
 
 def test_fleet_check_uses_the_same_figures():
     symbols = [f"C{i}_USDC" for i in range(30)]
-    check_clashes({s: live(s) for s in symbols[:24]})  # 24 x 62 = 1488
-    with pytest.raises(Exception, match="~1550 requests/min"):
-        check_clashes({s: live(s) for s in symbols[:25]})
+    check_clashes({s: live(s) for s in symbols[:22]})  # 22 x 66.3 = 1459
+    with pytest.raises(Exception, match="~1525 requests/min"):
+        check_clashes({s: live(s) for s in symbols[:23]})
 
 
 # -- epochs -------------------------------------------------------------------------------------

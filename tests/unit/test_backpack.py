@@ -918,7 +918,7 @@ def test_runner_trades_through_the_adapter(fake, tmp_path):
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, out
-    assert fake.open_orders() == []  # on_stop=cancel went through the adapter too
+    assert fake.open_orders() == [], out  # on_stop=cancel went through the adapter too
     assert SECRET not in out and PUB not in out
 
 

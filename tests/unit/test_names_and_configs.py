@@ -110,10 +110,10 @@ def test_live_instances_on_one_account_must_fit_its_rate_limit():
     def live(symbol, interval, account="main"):
         return parse(symbol=symbol, exchange="backpack", backpack={"account": account, "poll_interval_s": interval})
     symbols = [f"C{i}_USDC" for i in range(13)]
-    fine = {s: live(s, 2.0) for s in symbols[:12]}  # 12 x 62 req/min = 744
+    fine = {s: live(s, 2.0) for s in symbols[:12]}  # 12 x 66.3 req/min = 796
     check_clashes(fine)
-    busy = {s: live(s, 0.2) for s in symbols[:3]}  # 3 x (600 + 2 balance requests) = 1806 > 1500
-    with pytest.raises(ConfigError, match="account 'main' would poll ~1806 requests/min"):
+    busy = {s: live(s, 0.2) for s in symbols[:3]}  # 3 x (600 + 2 balance + 4 reconcile + 0.3) = 1819 > 1500
+    with pytest.raises(ConfigError, match="account 'main' would poll ~1819 requests/min"):
         check_clashes(busy)
     split = {s: live(s, 0.2, account=f"sub{i}") for i, s in enumerate(symbols[:3])}
     check_clashes(split)  # one subaccount each: each has its own budget

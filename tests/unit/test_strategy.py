@@ -137,19 +137,71 @@ def test_flip_onto_a_line_holding_a_live_opposite_order_waits_for_it():
     assert sorted((p.gap, p.side.value, p.price) for p in places(out)) == [(2, "buy", D(100)), (3, "buy", D(105))]
 
 
-def test_rejected_order_is_retried_on_a_later_tick_then_given_up():
+def test_rejected_order_is_held_until_released_and_never_given_up():
     s, orders = _running()
     buy = orders[(Side.buy, D(95))]
     s, out = st.step(s, st.Rejected(buy.client_id, "post-only would cross"))
-    assert out == [] and buy.gap in s.want
+    assert out == [] and buy.gap in s.held and buy.gap not in s.want and st.missing(s) == [buy.gap]
+    s, out = st.step(s, st.Tick(D(100)))
+    assert out == []  # a tick does not retry it: the runner's backoff decides when
     cid = buy.client_id
-    for _ in range(st.MAX_REJECTS):
-        s, out = st.step(s, st.Tick(D(100)))
+    for n in range(1, 3 * st.MAX_REJECTS):
+        s2 = st.GridState.from_dict(s.to_dict())  # held survives a restart
+        assert s2.held == s.held
+        s, out = st.step(s, st.Release((buy.gap,)))
         (again,) = places(out)
         assert again.price == D(95) and again.client_id != cid
         cid = again.client_id
         s, out = st.step(s, st.Rejected(cid, "insufficient funds"))
-    assert s.gaps[buy.gap].side is None and not s.want
+        assert s.gaps[buy.gap].rejects == n + 1 and "retrying later" in s.note
+    assert s.gaps[buy.gap].side is Side.buy and buy.gap in s.held  # never given up
+    s, out = st.step(s, st.Release((buy.gap,)))
+    (again,) = places(out)
+    s, out = st.step(s, st.Tick(D(95)))
+    s, out = st.step(s, st.Filled(again.client_id, D(1), D(95), D(0), "USDC", "t1"))
+    assert st.missing(s) == [] and s.gaps[buy.gap].rejects == 0  # a new leg starts afresh
+
+
+def test_an_order_cancelled_behind_the_bots_back_is_placed_again_at_once():
+    s, orders = _running()
+    sell = orders[(Side.sell, D(105))]
+    s, out = st.step(s, st.Cancelled(sell.client_id))
+    (again,) = places(out)
+    assert (again.side, again.price, again.gap) == (Side.sell, D(105), sell.gap) and again.client_id != sell.client_id
+    assert "cancelled outside the bot; placing it again" in s.note and st.missing(s) == []
+
+
+def test_rules_keep_levels_outside_the_band_and_closed_books_waiting():
+    s, orders = _running()
+    lo = orders[(Side.buy, D(90))]
+    s, out = st.step(s, st.Rules(band=(D("0.95"), D("1.05"))))
+    assert out == []  # resting orders are left alone
+    s, out = st.step(s, st.Cancelled(lo.client_id))  # 90 < 100 x 0.95: it waits, no rejection burnt
+    assert out == [] and lo.gap in s.want and st.missing(s) == [lo.gap]
+    s, out = st.step(s, st.Tick(D(94)))
+    (again,) = places(out)  # 94 x 0.95 = 89.3: inside the band now
+    assert again.price == D(90)
+    s, out = st.step(s, st.Rules(limits=False, markets=False))
+    mid = orders[(Side.sell, D(110))]
+    s, out = st.step(s, st.Cancelled(mid.client_id))
+    assert out == [] and mid.gap in s.want
+    s, out = st.step(s, st.Rules())
+    assert [p.price for p in places(out)] == [D(110)]
+
+
+def test_a_rebalance_that_expires_part_filled_places_what_the_base_allows_and_late_fills_count():
+    s = st.init(params(), D(0))
+    s, out = st.step(s, st.Tick(D(100)))
+    (m,) = out
+    assert isinstance(m, st.Market) and s.phase == st.REBALANCING
+    s, out = st.step(s, st.Filled(m.client_id, D(1), D(100), D(0), "SOL", "t1"))  # 1 of ~2 bought
+    s, out = st.step(s, st.Cancelled(m.client_id))  # the venue expired the rest
+    assert s.phase == st.RUNNING and not s.markets
+    sells = [p for p in places(out) if p.side is Side.sell]
+    assert len(sells) == 1 and "sell levels stay empty" in s.note and len(st.missing(s)) == 1
+    inv = s.inventory
+    s, out = st.step(s, st.Filled(m.client_id, D("0.5"), D(100), D(0), "SOL", "t2"))  # a late fill
+    assert s.inventory == inv + D("0.5")
 
 
 def test_stop_loss_cancels_everything_and_sells_inventory():
@@ -265,7 +317,7 @@ def test_client_ids_of_two_epochs_never_collide_and_fit_a_u32():
         s = st.init(params(), D(5), epoch=epoch)
         s, out = st.step(s, st.Tick(D(100)))
         s, more = st.step(s, st.Rejected(places(out)[0].client_id, "x"))
-        s, more = st.step(s, st.Tick(D(100)))  # the retry takes a fresh id too
+        s, more = st.step(s, st.Release(tuple(s.held)))  # the retry takes a fresh id too
         ids[epoch] = {p.client_id for p in places(out) + places(more)}
         assert len(ids[epoch]) == 5
         assert all(c >> st.COUNTER_BITS == epoch and 1 <= c <= 0xFFFFFFFF for c in ids[epoch])

@@ -1,0 +1,125 @@
+"""Issue 9 in the real systemd: a live instance whose exchange (the fake Backpack) is unreachable at
+start waits for it (STATUS=waiting for exchange ...), answers SIGTERM at once (exit 0, no "crashed",
+no failure alert), trades once the exchange is back, and rides out a run-time outage with its loop
+and watchdog alive, /healthz 503 while it lasts and 200 again after."""
+from __future__ import annotations
+
+import json
+import time
+
+import base64
+
+import sdbox
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+NAME = "bpo"
+UNIT = f"gridbot@{NAME}.service"
+
+
+def keypair() -> tuple[str, str]:
+    priv = Ed25519PrivateKey.generate()
+    pub = priv.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return base64.b64encode(pub).decode(), base64.b64encode(priv.private_bytes_raw()).decode()
+
+
+def free_port(box) -> int:
+    out = box.run(["/opt/gridbot/bin/python", "-c",
+                   "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"],
+                  check=True).stdout
+    return int(out.strip())
+
+
+def http(box, url: str, method: str = "GET", body: dict | None = None) -> tuple[int, str]:
+    script = ("import urllib.request,urllib.error,sys,json\n"
+              f"req=urllib.request.Request({url!r}, method={method!r}, data={json.dumps(body).encode() if body else None!r})\n"
+              "try:\n r=urllib.request.urlopen(req, timeout=5); print(r.status); print(r.read().decode())\n"
+              "except urllib.error.HTTPError as e:\n print(e.code); print(e.read().decode())\n"
+              "except OSError as e:\n print(0); print(e)\n")
+    out = box.run(["/opt/gridbot/bin/python", "-c", script]).stdout
+    code, _, text = out.partition("\n")
+    return int(code or 0), text
+
+
+def wait(cond, timeout: float, what: str):
+    end = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < end:
+        last = cond()
+        if last:
+            return last
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def start_fake(box, port: int, api_key: str) -> None:
+    box.put("/root/fake-outage.json", json.dumps({"price": "150", "balances": {"SOL": "10", "USDC": "10000"}}))
+    box.run(["systemd-run", "--unit=fakebpo", "--property=Environment=PYTHONDONTWRITEBYTECODE=1",
+             "/opt/gridbot/bin/python", str(sdbox.ROOT / "tests" / "fake_backpack.py"), "--port", str(port),
+             "--api-key", api_key, "--state", "/root/fake-outage.json"], check=True)
+    wait(lambda: box.run(["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port}"]).returncode == 0, 20, "the fake")
+
+
+def test_live_instance_waits_for_the_exchange_stops_at_once_and_rides_out_an_outage(box):
+    api_key, api_secret = keypair()
+    port, web = free_port(box), free_port(box)
+    box.put(f"/etc/gridbot/{NAME}.json", json.dumps({
+        "exchange": "backpack", "symbol": "SOL_USDC", "lower_price": 120, "upper_price": 180, "levels": 10,
+        "qty_per_level": 0.1, "web_port": web, "reconcile_interval_s": 5,
+        "backpack": {"base_url": f"http://127.0.0.1:{port}", "poll_interval_s": 0.5}}))
+    box.sh(f"rm -f /dev/shm/gridbot-alert-{NAME}")
+    try:
+        r = box.gridbot("credentials", "set", NAME, input=json.dumps({"api_key": api_key, "api_secret": api_secret}))
+        assert r.returncode == 0, r.stderr
+
+        # 1. nothing listens on the exchange's port: the bot waits, saying so; SIGTERM is answered at once
+        box.run(["systemctl", "start", "--no-block", UNIT], check=True)
+        wait(lambda: "waiting for exchange" in box.show(UNIT, "StatusText")["StatusText"], 40, "STATUS=waiting")
+        t0 = time.monotonic()
+        box.run(["systemctl", "stop", UNIT], check=True)
+        took = time.monotonic() - t0
+        p = box.show(UNIT, "ActiveState", "Result", "ExecMainStatus")
+        assert took < 5 and p["ActiveState"] == "inactive" and p["Result"] == "success", (took, p)
+        assert p["ExecMainStatus"] == "0"
+        journal = box.run(["journalctl", "--no-pager", "-o", "cat", "-u", UNIT], check=True).stdout
+        assert "crashed" not in journal and "Traceback" not in journal, journal
+        assert journal.count("exchange unreachable") == 1, journal  # one line for the one kind of failure
+        assert box.run(["test", "-e", f"/dev/shm/gridbot-alert-{NAME}"]).returncode != 0
+        assert box.show(f"gridbot-alert@{NAME}.service", "ActiveState")["ActiveState"] == "inactive"
+
+        # 2. started again while the exchange is down; the exchange comes up; the grid is placed
+        box.run(["systemctl", "start", "--no-block", UNIT], check=True)
+        wait(lambda: "waiting for exchange" in box.show(UNIT, "StatusText")["StatusText"], 40, "STATUS=waiting")
+        code, text = http(box, f"http://127.0.0.1:{web}/healthz")
+        assert code == 503 and "waiting for exchange" in text, (code, text)
+        start_fake(box, port, api_key)
+        status = wait(lambda: (s := box.show(UNIT, "ActiveState", "StatusText", "MainPID"))["ActiveState"] == "active"
+                      and " orders | " in s["StatusText"] and "DEGRADED" not in s["StatusText"] and s, 90,
+                      "the grid after the outage")
+        pid = status["MainPID"]
+        code, _ = http(box, f"http://127.0.0.1:{port}/_state")
+        assert code == 200
+        wait(lambda: http(box, f"http://127.0.0.1:{web}/healthz")[0] == 200, 30, "healthz 200")
+        venue = json.loads(http(box, f"http://127.0.0.1:{port}/_state")[1])
+        assert len(venue["open_orders"]) >= 8
+
+        # 3. a run-time outage longer than WatchdogSec: degraded, not killed; healthy again after it
+        assert http(box, f"http://127.0.0.1:{port}/_down", "POST", {"mode": "503"})[0] == 200
+        wait(lambda: http(box, f"http://127.0.0.1:{web}/healthz")[0] == 503, 40, "healthz 503 in the outage")
+        wait(lambda: "DEGRADED" in box.show(UNIT, "StatusText")["StatusText"], 20, "STATUS=DEGRADED")
+        time.sleep(35)  # > WatchdogSec=30
+        p = box.show(UNIT, "ActiveState", "MainPID", "NRestarts")
+        assert p["ActiveState"] == "active" and p["MainPID"] == pid and p["NRestarts"] == "0", p
+        metrics = http(box, f"http://127.0.0.1:{web}/metrics")[1]
+        assert 'gridbot_degraded{instance="bpo",symbol="SOL_USDC"} 1' in metrics
+        assert http(box, f"http://127.0.0.1:{port}/_up", "POST", {})[0] == 200
+        wait(lambda: http(box, f"http://127.0.0.1:{web}/healthz")[0] == 200, 90, "healthz 200 after the outage")
+        wait(lambda: "DEGRADED" not in box.show(UNIT, "StatusText")["StatusText"], 20, "STATUS without DEGRADED")
+        assert box.show(UNIT, "MainPID")["MainPID"] == pid
+        journal = box.run(["journalctl", "--no-pager", "-o", "cat", "-u", UNIT], check=True).stdout
+        assert "exchange reachable again" in journal and "Traceback" not in journal
+        box.run(["systemctl", "stop", UNIT], check=True)
+        assert box.show(UNIT, "Result")["Result"] == "success"
+    finally:
+        box.sh(f"systemctl stop {UNIT} fakebpo.service; systemctl reset-failed {UNIT} fakebpo.service; "
+               f"rm -f /etc/gridbot/{NAME}.json; gridbot credentials rm {NAME}; systemctl daemon-reload", timeout=60)

@@ -1,0 +1,661 @@
+"""Issue 9: the grid heals itself on a real venue. The runner's ``Bot`` in-process, through the real
+Backpack adapter, against the fake Backpack server (tests/fake_backpack.py) and its side doors."""
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import sys
+import time
+from decimal import Decimal as D
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from gridbot import runner
+from gridbot import strategy as st
+from gridbot.exchange import _sign
+from gridbot.exchange.backpack import BackpackExchange
+from gridbot.models import GridConfig
+from gridbot.notify import Notifier
+from gridbot.runner import Bot
+from gridbot.status_http import StatusServer, metrics_text
+from gridbot.store import CANCELLED, OPEN, REJECTED, Store
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fake_backpack import FakeBackpack  # noqa: E402
+
+SECRET = base64.b64encode(bytes(range(32))).decode()
+PUB = _sign.public_key_b64(_sign.load_private_key(SECRET))
+OTHER_SECRET = base64.b64encode(bytes(range(100, 132))).decode()
+
+
+def config(url: str, **over: Any) -> GridConfig:
+    """4 levels on SOL_USDC: lines 140 145 150 155 160 around 150 (buys 140/145, sells 155/160)."""
+    d: dict[str, Any] = {"exchange": "backpack", "symbol": "SOL_USDC", "lower_price": "140", "upper_price": "160",
+                         "levels": 4, "qty_per_level": "0.5", "on_stop": "keep", "reconcile_interval_s": 60,
+                         "backpack": {"base_url": url, "poll_interval_s": 0.2}}
+    d.update(over)
+    return GridConfig.model_validate(d)
+
+
+@pytest.fixture
+def fake():
+    with FakeBackpack(PUB, balances={"SOL": D(0), "USDC": D(10000)}, prices={"SOL_USDC": D(150)}) as f:
+        yield f
+
+
+def make_bot(tmp: Path, fake: FakeBackpack, cfg: GridConfig | None = None, **adapter: Any) -> Bot:
+    adapter.setdefault("min_interval_s", 0)
+    adapter.setdefault("markets_ttl_s", 0)  # re-read market rules on every reconcile
+    adapter.setdefault("backoff_base_s", 0.01)
+    adapter.setdefault("max_retries", 1)
+    adapter.setdefault("timeout_s", 2.0)
+    cfg = cfg or config(fake.base_url)
+    ex = BackpackExchange(cfg, PUB, SECRET, **adapter)
+    (tmp / "cfg").mkdir(exist_ok=True)
+    epochs = iter(range(5, 1000))
+    b = Bot("t", cfg, Store.open(tmp), ex, Notifier(""), tmp / "cfg", lambda: next(epochs))
+    b.hold_base_s, b.retry_base_s = 0.05, 0.01
+    return b
+
+
+async def start(b: Bot) -> None:
+    import asyncio as aio
+
+    b._stop_event = aio.Event()
+    assert await b.start_up()
+
+
+def run(b: Bot, body: Callable[[], Any]) -> Any:
+    async def main() -> Any:
+        try:
+            return await body()
+        finally:
+            await b.ex.close()
+    return asyncio.run(main())
+
+
+def reconcile_due(b: Bot) -> None:
+    b._reconciled_at = -1e9
+
+
+def venue_ids(fake: FakeBackpack) -> list[int]:
+    return sorted(o.client_id for o in fake.open_orders())
+
+
+def posts(fake: FakeBackpack) -> list[dict]:
+    return [e["params"] for e in fake.log if e["method"] == "POST" and e["path"] == "/api/v1/order"]
+
+
+def books_agree(b: Bot, fake: FakeBackpack) -> None:
+    """The bot's live orders are exactly ours open on the venue, each once, at the prices it thinks."""
+    live = b.state.live()
+    venue = {o.client_id: o for o in fake.open_orders()}
+    assert sorted(live) == sorted(venue), (sorted(live), sorted(venue))
+    assert len(fake.open_orders()) == len(venue)  # no client id twice
+    for cid, (_g, side, price, _rest) in live.items():
+        assert venue[cid].price == price and venue[cid].side == ("Bid" if side is st.BUY else "Ask")
+    rows = {r.client_id for r in b.store.orders(OPEN)}
+    assert set(live) <= rows
+
+
+# ------------------------------------------------------------------ 1. every answer understood
+
+def test_a_post_only_expired_answer_is_a_rejection_learnt_at_once_and_the_level_comes_back(fake, tmp_path, caplog):
+    b = make_bot(tmp_path, fake)
+    real = b.ex.place_limit
+    crossed: list[int] = []
+
+    async def crossing(symbol, side, price, qty, client_id, post_only=True):
+        if side is st.SELL and price == D(150) and not crossed:  # the market jumps just before our post-only sell
+            crossed.append(client_id)
+            fake.set_price(D(151))
+        return await real(symbol, side, price, qty, client_id, post_only)
+
+    b.ex.place_limit = crossing  # type: ignore[method-assign]
+
+    async def body() -> None:
+        await start(b)
+        fake.set_price(D(145))  # the buy at 145 fills; its counter-sell at 150 meets a jump to 151
+        await b.cycle()
+        (cid,) = crossed
+        row = b.store.order(cid)
+        assert row.status == REJECTED and "Expired" in row.note
+        assert cid not in b.state.by_cid and b.state.held and b.snapshot()["missing_levels"] == 1
+        fake.set_price(D(148))
+        await asyncio.sleep(0.1)  # the hold (0.05 s) passes
+        await b.cycle()
+        assert not b.state.held and b.snapshot()["missing_levels"] == 0
+        books_agree(b, fake)
+        assert any(o.price == D(150) and o.side == "Ask" for o in fake.open_orders())
+
+    with caplog.at_level(logging.INFO, logger="gridbot"):
+        run(b, body)
+    assert any("closed by the venue at once: Expired" in r.getMessage() for r in caplog.records)
+
+
+def test_a_market_rebalance_that_expires_books_its_part_and_never_sticks_even_across_restarts(fake, tmp_path, caplog):
+    fake.account.markets["SOL_USDC"].liquidity = D("0.6")  # one sell's worth of base, of the 1.0 wanted
+    b = make_bot(tmp_path, fake)
+    with caplog.at_level(logging.INFO, logger="gridbot"):
+        run(b, lambda: start(b))
+    assert b.state.phase == st.RUNNING and not b.state.markets
+    (m,) = [r for r in b.store.orders() if r.kind == "market"]
+    assert m.status == CANCELLED and m.filled == D("0.6")
+    assert b.state.inventory == D("0.6") - D("0.6") * D("0.001")  # the part that filled, net of the taker fee
+    assert [o.side for o in fake.open_orders()].count("Ask") == 1 and b.snapshot()["missing_levels"] == 1
+    warn = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("market order" in w and "ended cancelled with 0.6 of" in w for w in warn), warn
+    assert any("sell levels stay empty" in w for w in warn), warn
+    books_agree(b, fake)
+    b.store.close()
+
+    # a state an older runner left stuck in `rebalancing` (its market order Expired on the venue) is settled
+    tmp2 = tmp_path / "old"
+    tmp2.mkdir()
+    b = make_bot(tmp2, fake)
+
+    async def stuck() -> None:
+        b._market_ended = lambda cid, o: []  # type: ignore[method-assign]  # what the old runner did: nothing
+        await start(b)
+
+    run(b, stuck)
+    assert b.state.phase == st.REBALANCING and b.state.markets
+    b.store.close()
+    b = make_bot(tmp2, fake)
+    run(b, lambda: start(b))
+    assert b.state.phase == st.RUNNING and not b.state.markets
+
+
+# ------------------------------------------------------------------ 2. continuous reconciliation
+
+def test_orders_cancelled_behind_the_bots_back_are_placed_again_by_the_periodic_reconcile(fake, tmp_path):
+    b = make_bot(tmp_path, fake)
+
+    async def body() -> None:
+        await start(b)
+        before = venue_ids(fake)
+        assert len(before) == 4
+        assert fake.cancel_all("SOL_USDC") == 4  # the web UI, a maintenance
+        await b.cycle()  # not due yet: the bot does not know
+        assert venue_ids(fake) == [] and len(b.state.by_cid) == 4
+        reconcile_due(b)
+        await b.cycle()
+        after = venue_ids(fake)
+        assert len(after) == 4 and not set(after) & set(before)
+        books_agree(b, fake)
+        assert all(b.store.order(c).status == CANCELLED for c in before)
+
+    run(b, body)
+
+
+def test_reconcile_runs_on_its_cadence_and_costs_two_requests(fake, tmp_path):
+    b = make_bot(tmp_path, fake, cfg=config(fake.base_url, reconcile_interval_s=1))
+
+    async def body() -> int:
+        await start(b)
+        n = len(fake.log)
+        t0 = time.monotonic()
+        cycles = 0
+        while time.monotonic() - t0 < 2.5:
+            await b.cycle()
+            cycles += 1
+            await asyncio.sleep(0.05)
+        return cycles, fake.log[n:]
+
+    cycles, log = run(b, body)
+    opens = [e for e in log if e["path"] == "/api/v1/orders"]
+    fills = [e for e in log if e["path"] == "/wapi/v1/history/fills"]
+    assert 2 <= len(opens) <= 3  # one per second, not one per cycle
+    assert len(fills) == cycles + len(opens)  # each cycle reads fills once, each reconcile once more
+
+
+def test_late_fills_are_caught_by_the_reconcile_and_system_fills_never_booked(fake, tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "FILL_OVERLAP_MS", 0)  # the poll re-reads nothing before the last fill
+    b = make_bot(tmp_path, fake)
+
+    async def body() -> None:
+        await start(b)
+        fills0 = b.state.fills
+        fake.hide_fills(True)
+        fake.set_price(D(145))  # the buy at 145 fills, but the venue shows it late
+        fake.hide_fills(False)
+        await asyncio.sleep(0.02)
+        fake.set_price(D(156))  # ... after this sell's fill, which is shown at once
+        await b.cycle()
+        assert b.state.fills == fills0 + 1  # the poll saw only the sell
+        fake.system_fill("SOL_USDC", "Bid", D("0.2"))  # a collateral conversion: not ours
+        assert fake.reveal() == 1
+        await b.cycle()
+        assert b.state.fills == fills0 + 1  # the poll reads from the last fill on: still missed
+        reconcile_due(b)
+        await b.cycle()
+        assert b.state.fills == fills0 + 2  # the reconcile's look-back found it, with its true time
+        books_agree(b, fake)
+
+    run(b, body)
+    assert b.store.fill_count() == b.state.fills
+
+
+# ------------------------------------------------------------------ 3. lost levels come back
+
+def test_a_refused_level_is_retried_with_backoff_counted_missing_and_placed_once_funds_return(fake, tmp_path):
+    b = make_bot(tmp_path, fake)
+    b.hold_base_s = 0.2
+
+    async def body() -> list[float]:
+        await start(b)
+        usdc = fake.account.available["USDC"]
+        fake.set_price(D(156))  # the sell at 155 fills; its counter-buy at 150 will have no funds:
+        fake.move_balance("USDC", available=D(0))  # the user spends the quote
+        tries: list[float] = []
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 2.0:
+            n = len(posts(fake))
+            await b.cycle()
+            tries += [time.monotonic() - t0] * (len(posts(fake)) - n)
+            await asyncio.sleep(0.02)
+        snap = b.snapshot()
+        assert snap["missing_levels"] == 1 and snap["held_levels"] == 1
+        assert b.state.gaps[2].side is st.BUY  # not given up
+        fake.move_balance("USDC", available=usdc)
+        await asyncio.sleep(min(b.hold_max_s, 0.2 * 2 ** 4))
+        for _ in range(3):
+            await b.cycle()
+        assert b.snapshot()["missing_levels"] == 0
+        books_agree(b, fake)
+        return tries
+
+    tries = run(b, body)
+    # 0, +0.2, +0.4, +0.8 ...: 3 or 4 tries in 2 s, where a retry per cycle would have made ~80
+    assert 3 <= len(tries) <= 5, tries
+    gaps = [b - a for a, b in zip(tries, tries[1:])]
+    assert all(later > earlier for earlier, later in zip(gaps, gaps[1:])), gaps
+
+
+# ------------------------------------------------------------------ 4. market rules
+
+def test_levels_outside_the_price_band_wait_without_a_request_and_come_when_the_price_nears(fake, tmp_path):
+    # band at 150: 112.5 .. 187.5; lines 100 125 150 175 200: the buy at 100 and the sell at 200 wait
+    cfg = config(fake.base_url, lower_price="100", upper_price="200", qty_per_level="0.1")
+    b = make_bot(tmp_path, fake, cfg)
+
+    async def body() -> None:
+        await start(b)
+        assert sorted(o.price for o in fake.open_orders()) == [D(125), D(175)]
+        assert b.snapshot()["missing_levels"] == 2
+        fake.set_price(D(130))  # band 97.5 .. 162.5: the buy at 100 may go now
+        await b.cycle()
+        assert D(100) in {o.price for o in fake.open_orders()}
+
+    run(b, body)
+    prices = [p["params"].get("price") for p in fake.log if p["method"] == "POST" and p["path"] == "/api/v1/order"]
+    assert prices.count("200") == 0 and prices.count("100") == 1  # nothing burnt on the band: one placement
+
+
+def test_a_closed_book_places_nothing_and_the_grid_returns_when_it_opens(fake, tmp_path):
+    b = make_bot(tmp_path, fake)
+
+    async def body() -> None:
+        await start(b)
+        fake.account.markets["SOL_USDC"].state = "CancelOnly"  # maintenance: the venue cancels everything
+        fake.cancel_all("SOL_USDC")
+        n = len(posts(fake))
+        reconcile_due(b)
+        await b.cycle()
+        reconcile_due(b)
+        await b.cycle()
+        assert len(posts(fake)) == n and venue_ids(fake) == []  # no order sent into a closed book
+        assert b.snapshot()["missing_levels"] == 4
+        fake.account.markets["SOL_USDC"].state = "PostOnly"  # limits only: the grid is post-only
+        reconcile_due(b)
+        await b.cycle()
+        assert len(venue_ids(fake)) == 4
+        books_agree(b, fake)
+
+    run(b, body)
+
+
+# ------------------------------------------------------------------ 6. keys
+
+def test_a_refused_key_halts_trading_with_one_line_and_recovers_by_itself(fake, tmp_path, caplog):
+    b = make_bot(tmp_path, fake)
+    b.auth_retry_s = 0.3
+    good = b.ex._private
+
+    async def body() -> None:
+        await start(b)
+        b.ex._private = _sign.load_private_key(OTHER_SECRET)  # the key was revoked / replaced
+        fake.set_price(D(145))  # a fill the bot cannot see yet
+        n = len(posts(fake))
+        for _ in range(6):
+            await b._guarded_cycle()
+            await asyncio.sleep(0.1)
+        assert b.auth_halted and len(posts(fake)) == n  # no order attempted while halted
+        snap = b.snapshot()
+        assert snap["degraded"] and "halted: the exchange refused the API key" in snap["health"]["reasons"]
+        assert b.status_line().startswith("DEGRADED: halted: the exchange refused the API key")
+        signed = [e for e in fake.log[-40:] if e["path"] == "/api/v1/capital"]
+        assert 1 <= len(signed) <= 3  # the slow probe, not a request per cycle
+        b.ex._private = good
+        await asyncio.sleep(0.35)
+        for _ in range(3):
+            await b._guarded_cycle()
+        assert not b.auth_halted and b.snapshot()["health"]["ok"]
+        books_agree(b, fake)
+
+    with caplog.at_level(logging.INFO, logger="gridbot"):
+        run(b, body)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "401 INVALID_SIGNATURE" in errors[0] and "no orders are placed" in errors[0]
+    assert not [r for r in caplog.records if "rejected" in r.getMessage()]  # never taken for a rejection
+    assert any("accepted again" in r.getMessage() for r in caplog.records)
+
+
+# ------------------------------------------------------------------ 7. outages at run time
+
+def test_an_outage_keeps_the_loop_going_logs_one_line_per_kind_and_recovers(fake, tmp_path, caplog):
+    b = make_bot(tmp_path, fake)
+    b.health.grace["exchange"] = 0.0
+
+    async def body() -> None:
+        await start(b)
+        fake.go_down("503")
+        for _ in range(3):
+            await b._guarded_cycle()
+            b.heartbeat()
+        assert "exchange unavailable (maintenance or server error)" in b.snapshot()["health"]["reasons"]
+        fake.come_up()
+        fake.go_down("refuse")
+        for _ in range(3):
+            await b._guarded_cycle()
+        assert not b.healthy()
+        fake.come_up()
+        fake.cancel_all("SOL_USDC")  # and the maintenance took the orders with it
+        await b._guarded_cycle()  # the failed cycles asked for a reconcile
+        assert b.healthy(), b.reasons()
+        books_agree(b, fake)
+        assert len(venue_ids(fake)) == 4
+
+    with caplog.at_level(logging.DEBUG, logger="gridbot"):
+        run(b, body)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and r.name == "gridbot"]
+    assert len(errors) == 2, errors  # one per kind: maintenance, refused connections
+    assert not any(r.exc_info for r in caplog.records)
+    assert any("exchange reachable again" in r.getMessage() for r in caplog.records)
+
+
+# ------------------------------------------------------------------ 8. healthy means trading
+
+def test_healthz_metrics_and_status_say_degraded_while_levels_are_missing(fake, tmp_path):
+    b = make_bot(tmp_path, fake)
+    b.health.grace["missing"] = 0.2
+    server = StatusServer(0, b.snapshot, b.healthy, b.reasons)
+
+    async def body() -> None:
+        await start(b)
+        b.heartbeat()
+        assert server.route("GET", "/healthz")[0] == 200
+        fake.account.markets["SOL_USDC"].state = "CancelOnly"
+        fake.cancel_all("SOL_USDC")
+        reconcile_due(b)
+        await b.cycle()
+        assert server.route("GET", "/healthz")[0] == 200  # inside the grace
+        await asyncio.sleep(0.25)
+        code, _, body_ = server.route("GET", "/healthz")
+        assert code == 503 and b"4 of 4 levels without an order" in body_
+        m = metrics_text(b.snapshot())
+        assert 'gridbot_degraded{instance="t",symbol="SOL_USDC"} 1' in m
+        assert 'gridbot_degraded_reason{instance="t",symbol="SOL_USDC",reason="missing"} 1' in m
+        assert 'gridbot_missing_levels{instance="t",symbol="SOL_USDC"} 4' in m
+        assert "DEGRADED: 4 of 4 levels without an order" in b.status_line()
+        fake.account.markets["SOL_USDC"].state = "Open"
+        reconcile_due(b)
+        await b.cycle()
+        assert server.route("GET", "/healthz")[0] == 200
+        assert 'gridbot_degraded{instance="t",symbol="SOL_USDC"} 0' in metrics_text(b.snapshot())
+
+    run(b, body)
+
+
+def test_out_of_range_and_stopped_grids_are_degraded(fake, tmp_path):
+    b = make_bot(tmp_path, fake, config(fake.base_url, stop_loss="130"))
+    b.health.grace["range"] = 0.0
+
+    async def body() -> None:
+        await start(b)
+        assert b.healthy()
+        fake.set_price(D(138))  # below the grid, above the stop-loss
+        await b.cycle()
+        assert any(r.startswith("not trading: price 138 outside the grid") for r in b.reasons())
+        fake.set_price(D(129))
+        await b.cycle()
+        assert b.state.phase == st.STOPPED and any(r.startswith("grid stopped") for r in b.reasons())
+
+    run(b, body)
+
+
+# ------------------------------------------------------------------ 7. outages at start
+
+class Recorder(Notifier):
+    """A notifier that keeps what it would have told systemd."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+        self.sent: list[dict[str, str]] = []
+
+    def send(self, **fields: str) -> bool:
+        self.sent.append(fields)
+        return True
+
+
+def test_start_waits_for_the_exchange_and_reports_ready_degraded_after_the_grace(fake, tmp_path):
+    b = make_bot(tmp_path, fake)
+    b.notifier = rec = Recorder()
+    b.start_grace_s = 0.3
+    b.health.grace["exchange"] = 0.0
+    fake.go_down("503")
+
+    async def body() -> None:
+        import asyncio as aio
+
+        b._stop_event = aio.Event()
+        task = aio.ensure_future(b.start_up())
+        await aio.sleep(1.0)
+        assert not task.done()
+        assert rec.sent and rec.sent[0]["STATUS"].startswith("waiting for exchange: unavailable")
+        readies = [m for m in rec.sent if m.get("READY") == "1"]
+        assert len(readies) == 1 and readies[0]["STATUS"].startswith("waiting for exchange")
+        assert not b.healthy() and b.snapshot()["phase"] == "starting"
+        fake.come_up()
+        assert await aio.wait_for(task, 10)
+        assert b.healthy(), b.reasons()
+        assert len(venue_ids(fake)) == 4
+
+    run(b, body)
+
+
+def _spawn(tmp_path: Path, fake: FakeBackpack, sock_path: str):
+    import json
+    import os
+    import subprocess
+
+    (tmp_path / "cfg").mkdir(exist_ok=True)
+    (tmp_path / "cfg" / "bp1.json").write_text(json.dumps({
+        "exchange": "backpack", "symbol": "SOL_USDC", "lower_price": "140", "upper_price": "160", "levels": 4,
+        "qty_per_level": "0.1", "backpack": {"base_url": fake.base_url, "poll_interval_s": 0.2}}))
+    run_dir = tmp_path / "creds"
+    run_dir.mkdir(exist_ok=True)
+    (run_dir / "backpack").write_text(json.dumps({"api_key": PUB, "api_secret": SECRET}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRIDBOT_", "CREDENTIALS_", "STATE_DIR", "NOTIFY"))}
+    env.update(GRIDBOT_CONFIG_DIR=str(tmp_path / "cfg"), GRIDBOT_STATE_DIR=str(tmp_path / "state"),
+               CREDENTIALS_DIRECTORY=str(run_dir), NOTIFY_SOCKET=sock_path,
+               PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    return subprocess.Popen([sys.executable, "-m", "gridbot.runner", "bp1"], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+class Sock:
+    def __init__(self, path: str) -> None:
+        import socket
+
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.s.bind(path)
+        self.s.settimeout(0.2)
+        self.msgs: list[str] = []
+
+    def wait_for(self, text: str, timeout: float) -> str:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                self.msgs.append(self.s.recv(65536).decode())
+            except OSError:
+                continue
+            if text in self.msgs[-1]:
+                return self.msgs[-1]
+        raise AssertionError(f"no {text!r} in {self.msgs}")
+
+
+@pytest.mark.parametrize("mode", ["refuse", "503"])
+def test_sigterm_while_waiting_for_the_exchange_exits_0_at_once_without_a_traceback(fake, tmp_path, mode):
+    import signal
+
+    fake.go_down(mode)
+    sock = Sock(str(tmp_path / "notify.sock"))
+    proc = _spawn(tmp_path, fake, str(tmp_path / "notify.sock"))
+    try:
+        sock.wait_for("STATUS=waiting for exchange", 40)
+        time.sleep(0.5)  # inside the adapter's retries now
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out
+    assert took < 2.0, took
+    assert "Traceback" not in out and "crashed" not in out
+    kind = "unreachable" if mode == "refuse" else "unavailable"
+    assert len([line for line in out.splitlines() if line.startswith("<3>")]) == 1, out  # one line for the kind
+    assert f"exchange {kind}" in out
+    assert not any("READY=1" in m for m in sock.msgs)
+
+
+def test_a_bot_started_during_an_outage_trades_once_the_exchange_is_back(fake, tmp_path):
+    import signal
+
+    fake.go_down("refuse")
+    sock = Sock(str(tmp_path / "notify.sock"))
+    proc = _spawn(tmp_path, fake, str(tmp_path / "notify.sock"))
+    try:
+        sock.wait_for("STATUS=waiting for exchange: unreachable", 40)
+        fake.come_up()
+        ready = sock.wait_for("READY=1", 60)
+        assert "4/4 orders" in ready and "DEGRADED" not in ready
+        assert len(fake.open_orders()) == 4
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out and "exchange reachable again" in out
+
+
+# ------------------------------------------------------------------ 4. gridbot validate and the band
+
+def _validate(cfg_dir: Path, *args: str):
+    import os
+    import subprocess
+
+    env = {**os.environ, "GRIDBOT_CONFIG_DIR": str(cfg_dir)}
+    env.pop("CONFIGURATION_DIRECTORY", None)
+    return subprocess.run([sys.executable, "-m", "gridbot", "validate", *args], capture_output=True, text=True,
+                          env=env, timeout=60)
+
+
+def test_validate_warns_when_a_live_range_is_wider_than_todays_band(fake, tmp_path):
+    import json
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    live = {"exchange": "backpack", "symbol": "SOL_USDC", "levels": 4, "qty_per_level": "0.1",
+            "backpack": {"base_url": fake.base_url}}
+    (tmp_path / "wide.json").write_text(json.dumps({**live, "lower_price": "100", "upper_price": "200"}))
+    (tmp_path / "fits.json").write_text(json.dumps({**live, "lower_price": "120", "upper_price": "180"}))
+    (tmp_path / "away.json").write_text(json.dumps({**live, "lower_price": "120", "upper_price": "180",
+                                                    "backpack": {"base_url": f"http://127.0.0.1:{dead}"}}))
+    r = _validate(tmp_path, "wide", "fits", "away", "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    (w,) = data["wide"]["warnings"]
+    assert "wider than SOL_USDC's price band at today's price 150 (0.75..1.25 x: 112.5..187.5)" in w
+    assert "lower_price 100 is below 112.5" in w and "upper_price 200 is above 187.5" in w
+    assert data["fits"] == {"valid": True, "error": None}
+    (w,) = data["away"]["warnings"]
+    assert w.startswith("could not check SOL_USDC's price band") and "--offline" in w
+    fake.account.markets["SOL_USDC"].state = "PostOnly"
+    r = _validate(tmp_path, "fits")
+    assert r.returncode == 0 and "order book is PostOnly today: limit orders only" in r.stderr
+    assert not [e for e in fake.log if e.get("authenticated")]  # public data only, no keys
+    n = len(fake.log)
+    r = _validate(tmp_path, "wide", "--offline")
+    assert r.returncode == 0 and "warning" not in r.stderr and len(fake.log) == n
+
+
+def test_list_shows_a_degraded_bot_from_its_figures(fake, tmp_path):
+    from types import SimpleNamespace
+
+    from gridbot import _view, figures
+
+    b = make_bot(tmp_path, fake)
+    b.health.grace["missing"] = 0.0
+    run(b, lambda: start(b))
+    fig = figures.compute("t", "backpack", b.state, b.price, time.time(), health=b.reasons())
+    row = SimpleNamespace(name="t", unit="gridbot@t.service", load_state="loaded", active_state="active",
+                          sub_state="running", main_pid=1, since_us=0, n_restarts=0, result="success", exit_status=0,
+                          cpu_ns=None, memory_bytes=None, tasks=None, status_text="", enabled=False)
+    rec = _view.record(row, fig)
+    assert rec["degraded"] is False and rec["health"] == [] and rec["state"] == "running" and not rec["bad"]
+    b.state.gaps[0].cid = 0  # a level without an order
+    fig = figures.compute("t", "backpack", b.state, b.price, time.time(), health=b.reasons())
+    rec = _view.record(row, fig)
+    assert rec["degraded"] is True and rec["health"] == ["1 of 4 levels without an order"]
+    assert rec["state"] == "running/degraded" and rec["bad"]
+
+
+def test_a_bot_stopped_while_waiting_starts_again_and_is_not_taken_for_a_lost_state(fake, tmp_path):
+    import signal
+
+    fake.go_down("503")
+    sock = Sock(str(tmp_path / "notify.sock"))
+    for attempt in range(2):  # the first start reserved an epoch on the account before the stop
+        proc = _spawn(tmp_path, fake, str(tmp_path / "notify.sock"))
+        try:
+            sock.wait_for("STATUS=waiting for exchange", 40)
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode == 0 and "missing or empty" not in out, out
+    fake.come_up()
+    proc = _spawn(tmp_path, fake, str(tmp_path / "notify.sock"))
+    try:
+        sock.wait_for("READY=1", 60)
+        assert len(fake.open_orders()) == 4
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out
