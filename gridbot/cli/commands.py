@@ -686,7 +686,9 @@ def validate(
         if not sources and not installed and not missing:
             raise UsageError("no instance given: name one or more, -c PATH, or --all")
         good, bad = fleet.try_load(sources, feasible=True)
-        bad.update(fleet.try_load(installed, readable=CTX.service_reads, feasible=True)[1])
+        good_installed, bad_installed = fleet.try_load(installed, readable=CTX.service_reads, feasible=True)
+        good.update(good_installed)
+        bad.update(bad_installed)
         sources += installed
         results = {n: bad.get(n) for n, _path in sources}
     gone = {n: f"no such instance '{n}': no {cfgmod.config_path(n, CTX.config_dir)}" for n in missing}
