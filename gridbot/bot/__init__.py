@@ -4,7 +4,8 @@ The strategy (``gridbot/strategy.py``) is pure; this package moves events in and
 writing each intent to the store *before* the exchange call. One module per job:
 
     main.py         process entry: main(NAME) -> exit code (0 / 1 / 78), _amain, run_guarded, state_dir_for
-    core.py         Bot: every shared attribute in one __init__, and the class that joins the parts below
+    core.py         Bot: the class that joins the parts below
+    base.py         BotBase: the state every part shares, created in one __init__; the tunable timings
     loop.py         run: signals, one cycle per exchange event, held levels' backoff, watchdog, shutdown
     startup.py      open (or re-grid) the state; retry until the exchange answers, READY=1 degraded after 20 s
     reconcile.py    make store and strategy agree with the venue (start, after errors, every 30 s)
@@ -16,9 +17,10 @@ writing each intent to the store *before* the exchange call. One module per job:
     params.py       config + market -> strategy parameters (pure; tests use it without a Bot)
     paper_state.py  a paper instance's epochs and saved simulated venue
 
-Imports run one way, main -> core -> the parts; the parts import none of each other's classes
-(loop and startup read a few constants from failures/status/orders). ``gridbot/runner.py`` is the
-old name, kept as a shim for ``python -m gridbot.runner NAME`` and existing imports.
+Imports run one way, main -> core -> the parts -> base; no part imports another part's class
+(loop and startup read a few constants and helpers from failures, status, orders and params).
+``gridbot/runner.py`` is the old name, kept as a shim for ``python -m gridbot.runner NAME`` and
+existing imports.
 
 **Why mixins, not collaborator objects.** The parts are one object's jobs, not separate objects:
 all of them read and write the same strategy state, store, exchange, health and progress clock,
@@ -26,8 +28,9 @@ and they call each other in both directions (``execute`` feeds answers to ``appl
 calls ``execute`` and ``poll_fills``; ``start_up`` calls ``reconcile`` and ``cycle``; ``cycle``
 calls them all). As collaborators each would hold references to the others and to a shared context
 that would be the Bot again. So ``Bot`` stays one object, as bbgo's grid2 ``Strategy`` is one struct
-whose methods live in files by job, and each mixin declares, as class annotations, the attributes it
-uses; ``core.Bot.__init__`` creates them all. Callers (tests, ``_failsafe``) keep using one ``bot``.
+whose methods live in files by job. Every part subclasses ``base.BotBase``, which creates all the
+shared attributes in one ``__init__``; ``core.Bot`` only lists the parts. Callers (tests,
+``_failsafe``) keep using one ``bot``, and a test can still replace one method on it.
 
 Ownership on a shared account: client ids come from epochs handed out by ``new_epoch`` (see
 strategy.py); a fill or an open order counts only if it matches an order row we wrote (by the

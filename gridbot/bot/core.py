@@ -1,74 +1,21 @@
-"""``Bot``: one instance's state, and the class that joins the bot's parts (see the package docstring).
+"""``Bot``: the parts of the bot joined into one object (why mixins: the package docstring).
 
-Every attribute the parts share is created here, in one ``__init__``, so a reader sees the whole
-state of a running bot in one place; each part (mixin) only declares the attributes it reads.
+The state they share is ``base.BotBase``'s; each part adds the methods of its one job. The order of
+the bases only documents the layers (the loop on top, the failure bookkeeping at the bottom): no two
+parts define the same method.
 """
 from __future__ import annotations
 
-import time
-from collections import deque
-from decimal import Decimal
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional
-
-from .. import strategy as st
-from ..health import Health
-from .failures import AUTH_RETRY_S, FailuresMixin
-from .loop import HOLD_BASE_S, HOLD_MAX_S, LoopMixin
+from .failures import FailuresMixin
+from .loop import LoopMixin
 from .orders import OrdersMixin
 from .persist import PersistMixin
 from .reconcile import ReconcileMixin
 from .reload import ReloadMixin
-from .startup import START_GRACE_S, StartupMixin
+from .startup import StartupMixin
 from .status import StatusMixin
-
-if TYPE_CHECKING:
-    import asyncio
-
-    from .. import figures
-    from ..exchange.base import Exchange
-    from ..models import GridConfig
-    from ..notify import Notifier
-    from ..store import Store
 
 
 class Bot(LoopMixin, StartupMixin, ReconcileMixin, OrdersMixin, PersistMixin, ReloadMixin, StatusMixin,
           FailuresMixin):
     """One instance's event loop: exchange <-> strategy, with the store as the write-ahead log."""
-
-    def __init__(self, name: str, cfg: "GridConfig", store: "Store", exchange: "Exchange", notifier: "Notifier",
-                 cfg_dir: Path, new_epoch: Callable[[], int]) -> None:
-        self.name, self.cfg, self.store, self.ex, self.notifier = name, cfg, store, exchange, notifier
-        self.cfg_dir = cfg_dir
-        self.new_epoch = new_epoch  # the account's epoch registry: client ids no other state can produce
-        self.symbol = cfg.symbol
-        self.state: Optional[st.GridState] = None
-        self.price: Optional[Decimal] = None
-        self.stopping = False
-        self.need_reconcile = False
-        self.last_loop = time.time()
-        self.loop_timeout = 5.0
-        self._known: set[tuple[str, str]] = set()  # (symbol, trade_id): trade ids are per market
-        self._known_order: deque[tuple[str, str]] = deque()
-        self._last_status = ""
-        self._last_ping = 0.0
-        self._balances: dict[str, Any] = {}
-        self._balances_at = -1e9
-        self._figures: Optional["figures.Publisher"] = None  # made at the first publish
-        self._stop_event: Optional["asyncio.Event"] = None
-        self._reload_requested = False
-        self.health = Health()
-        self.started = False  # start-up reached the venue and reconciled: on_stop applies at shutdown
-        self.hold_base_s, self.hold_max_s = HOLD_BASE_S, HOLD_MAX_S
-        self._held_due: dict[int, float] = {}  # held gap -> monotonic time of its release
-        self._reconciled_at = time.monotonic()
-        self.auth_halted = False
-        self.auth_retry_s = AUTH_RETRY_S
-        self._auth_probe_at = 0.0
-        self._failing: set[str] = set()  # failure kinds logged during the current outage
-        self._failing_since: Optional[float] = None
-        self._progress = time.monotonic()  # last sign of life of the main loop (keeps the watchdog fed)
-        self._rules: Optional[st.Rules] = None
-        self.retry_base_s = 1.0  # first pause after an exchange failure; doubles up to WAIT_MAX_S
-        self._outages = 0  # failed cycles in a row
-        self.start_grace_s = START_GRACE_S

@@ -10,28 +10,18 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Optional
 
 from ..errors import ExchangeError
-from ..health import Health, failure_kind
+from ..health import failure_kind
+from .base import BotBase
 
 log = logging.getLogger("gridbot")
 
-AUTH_RETRY_S = 60.0  # keys refused: try them again this often (one signed request)
 WAIT_MAX_S = 60.0  # backoff cap while waiting for the exchange (start-up and run time)
 
 
-class FailuresMixin:
+class FailuresMixin(BotBase):
     """Outage and auth-halt bookkeeping: log lines, health conditions, the probe schedule."""
-
-    health: Health
-    need_reconcile: bool
-    auth_halted: bool
-    auth_retry_s: float
-    _auth_probe_at: float
-    _failing: set[str]
-    _failing_since: Optional[float]
-    _progress: float
 
     def _exchange_failed(self, exc: ExchangeError, what: str) -> None:
         """The venue could not be reached or failed: one log line per kind of failure per outage."""

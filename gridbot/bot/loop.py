@@ -15,26 +15,18 @@ import logging
 import signal
 import time
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Optional
 
 from .. import strategy as st
 from ..errors import AuthError, ExchangeError
-from ..models import GridConfig, OnStop
+from ..models import OnStop
+from .base import BotBase
 from .failures import WAIT_MAX_S
 from .status import STALL_S
-
-if TYPE_CHECKING:
-    import asyncio
-
-    from ..exchange.base import Exchange
-    from ..notify import Notifier
-    from ..store import Store
 
 log = logging.getLogger("gridbot")
 
 EX_OK = 0  # run() ends in a clean stop (SIGTERM/SIGINT): the exit code main.py passes on
 BALANCES_EVERY_S = 30.0  # rate-limited venues: one balance request per half minute is plenty for /metrics
-HOLD_BASE_S, HOLD_MAX_S = 5.0, 300.0  # a refused level is retried after 5 s, 10 s, 20 s ... at most 5 min
 STOP_GRACE_S = 2.0  # SIGTERM lets a healthy cycle finish this long before cancelling it
 SHUTDOWN_CANCEL_S = 20.0  # on_stop=cancel gets this long (TimeoutStopSec=30)
 
@@ -42,35 +34,8 @@ SHUTDOWN_CANCEL_S = 20.0  # on_stop=cancel gets this long (TimeoutStopSec=30)
 early_signals: list[int] = []
 
 
-class LoopMixin:
+class LoopMixin(BotBase):
     """``run``, ``cycle``, held levels, ``shutdown``. Uses every other part of the bot."""
-
-    cfg: GridConfig
-    ex: "Exchange"
-    store: "Store"
-    notifier: "Notifier"
-    symbol: str
-    state: Optional[st.GridState]
-    price: Optional[Decimal]
-    stopping: bool
-    started: bool
-    need_reconcile: bool
-    loop_timeout: float
-    auth_halted: bool
-    auth_retry_s: float
-    hold_base_s: float
-    hold_max_s: float
-    retry_base_s: float
-    _auth_probe_at: float
-    _reconciled_at: float
-    _balances: dict[str, Any]
-    _balances_at: float
-    _held_due: dict[int, float]
-    _outages: int
-    _progress: float
-    _failing_since: Optional[float]
-    _reload_requested: bool
-    _stop_event: Optional["asyncio.Event"]
 
     async def cycle(self) -> None:
         """One pass: new price, new fills, released levels, and whatever the strategy wants done about

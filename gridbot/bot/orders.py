@@ -11,16 +11,13 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 from .. import strategy as st
 from ..errors import AuthError, ExchangeError, OrderRejected
 from ..exchange.base import Order, OrderStatus
 from ..store import CANCELLED, FILLED, OPEN, REJECTED, OrderRow
-
-if TYPE_CHECKING:
-    from ..exchange.base import Exchange
-    from ..store import Store
+from .base import BotBase
 
 log = logging.getLogger("gridbot")
 
@@ -37,18 +34,9 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class OrdersMixin:
+class OrdersMixin(BotBase):
     """The venue calls for orders and fills. Uses ``apply`` (persist), ``_halt_on_auth`` and
     ``_exchange_failed`` (failures); sets ``need_reconcile`` when a send could not finish."""
-
-    ex: "Exchange"
-    store: "Store"
-    symbol: str
-    state: Optional[st.GridState]
-    need_reconcile: bool
-    _progress: float
-    _known: set[tuple[str, str]]
-    _known_order: deque[tuple[str, str]]
 
     async def execute(self, intents: list[st.Intent]) -> None:
         """Send intents to the venue in order; every answer goes back to the strategy.

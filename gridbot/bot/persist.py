@@ -9,15 +9,14 @@ trade id, and only if they belong to an order row we wrote (see ``OrderRow.owns`
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Optional
 
 from .. import strategy as st
 from ..store import CANCELLED, FILLED, OPEN
+from .base import BotBase
 
 if TYPE_CHECKING:
     from ..exchange.base import Fill
-    from ..models import GridConfig
-    from ..store import Store
 
 log = logging.getLogger("gridbot")
 
@@ -32,14 +31,8 @@ def note_level(s: st.GridState) -> int:
     return logging.WARNING if bad else logging.INFO
 
 
-class PersistMixin:
+class PersistMixin(BotBase):
     """``apply`` (events -> strategy -> store) and the snapshot; the rest of the bot calls only ``apply``."""
-
-    cfg: "GridConfig"
-    store: "Store"
-    symbol: str
-    state: Optional[st.GridState]
-    new_epoch: Callable[[], int]
 
     def apply(self, events: list[st.Event], fills: Optional[list["Fill"]] = None) -> list[st.Intent]:
         """Feed events (and new fills) to the strategy and persist the result atomically."""

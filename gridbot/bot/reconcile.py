@@ -12,17 +12,13 @@ from __future__ import annotations
 import logging
 import time
 from decimal import Decimal
-from typing import TYPE_CHECKING, Optional
 
 from .. import strategy as st
 from ..errors import AuthError, ExchangeError, OrderRejected
 from ..exchange.base import Order, OrderStatus, Side
-from ..health import Health, failure_kind
+from ..health import failure_kind
 from ..store import CANCELLED, FILLED, OPEN, PENDING
-
-if TYPE_CHECKING:
-    from ..exchange.base import Exchange
-    from ..store import Store
+from .base import BotBase
 
 log = logging.getLogger("gridbot")
 
@@ -31,18 +27,9 @@ RECONCILE_LOOKBACK_MS = 3_600_000  # reconcile re-reads an hour of fills: late f
 #                                    5 s overlap) are caught; duplicates are dropped by trade id
 
 
-class ReconcileMixin:
+class ReconcileMixin(BotBase):
     """``reconcile`` and the market rules. Uses ``apply`` (persist) and ``execute``, ``poll_fills``,
     ``_ours``, ``_same_order``, ``_market_ended`` (orders)."""
-
-    ex: "Exchange"
-    store: "Store"
-    symbol: str
-    state: Optional[st.GridState]
-    health: Health
-    need_reconcile: bool
-    _reconciled_at: float
-    _rules: Optional[st.Rules]
 
     async def refresh_rules(self) -> list[st.Intent]:
         """Read the market's rules (the adapter caches them 5 min) and tell the strategy when they change:

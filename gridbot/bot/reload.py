@@ -8,13 +8,10 @@ that is *running*, not the new config's range. A config that does not load keeps
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Optional
 
-from .. import strategy as st
 from ..config import load
 from ..errors import ConfigError, UsageError
-from ..models import GridConfig
+from .base import BotBase
 from .params import limits, thresholds_fit
 
 log = logging.getLogger("gridbot")
@@ -23,13 +20,8 @@ log = logging.getLogger("gridbot")
 SOFT_FIELDS = ("stop_loss", "take_profit", "on_trigger", "on_stop", "reconcile_interval_s", "schema_ref")
 
 
-class ReloadMixin:
+class ReloadMixin(BotBase):
     """``reload``. Uses ``apply`` (persist)."""
-
-    name: str
-    cfg: GridConfig
-    cfg_dir: Path
-    state: Optional[st.GridState]
 
     def reload(self) -> None:
         """SIGHUP: thresholds and on_stop apply now; grid changes need a restart (they re-grid on start)."""

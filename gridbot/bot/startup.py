@@ -20,54 +20,28 @@ from __future__ import annotations
 import logging
 import time
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any
 
 from .. import strategy as st
 from ..errors import AuthError, ConfigError, ExchangeError, OrderRejected
 from ..exchange.base import OrderStatus
 from ..grid import GridError
-from ..health import Health, failure_kind
-from ..models import GridConfig, grid_fingerprint
+from ..health import failure_kind
+from ..models import grid_fingerprint
 from ..store import CANCELLED, NOT_PLACED, OPEN, PENDING
+from .base import BotBase
 from .failures import WAIT_MAX_S
 from .orders import ROW_STATUS, now_ms
 from .params import build_params, limits
 
-if TYPE_CHECKING:
-    import asyncio
-
-    from ..exchange.base import Exchange
-    from ..notify import Notifier
-    from ..store import Store
-
 log = logging.getLogger("gridbot")
 
-START_GRACE_S = 20.0  # exchange unreachable at start: READY=1 (degraded) after this, well inside TimeoutStartSec
 
 
-class StartupMixin:
+class StartupMixin(BotBase):
     """``start_up``, ``open_state`` and ``retire_old_grid``. Uses ``apply`` (persist), ``execute``,
     ``poll_fills``, ``_ours``, ``_same_order`` (orders), ``reconcile``, ``cycle`` (loop) and the
     failure bookkeeping."""
-
-    name: str
-    cfg: GridConfig
-    ex: "Exchange"
-    store: "Store"
-    notifier: "Notifier"
-    symbol: str
-    state: Optional[st.GridState]
-    price: Optional[Decimal]
-    new_epoch: Callable[[], int]
-    health: Health
-    stopping: bool
-    started: bool
-    auth_halted: bool
-    auth_retry_s: float
-    retry_base_s: float
-    start_grace_s: float
-    _progress: float
-    _stop_event: Optional["asyncio.Event"]
 
     async def open_state(self) -> None:
         """Restore the strategy, or start a fresh one; re-grid if the grid parameters changed."""

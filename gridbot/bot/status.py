@@ -11,16 +11,11 @@ from __future__ import annotations
 import logging
 import time
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 from .. import figures
 from .. import strategy as st
-from ..health import Health
-
-if TYPE_CHECKING:
-    from ..models import GridConfig
-    from ..notify import Notifier
-    from ..store import Store
+from .base import BotBase
 
 log = logging.getLogger("gridbot")
 
@@ -31,25 +26,8 @@ def _s(x: Optional[Decimal]) -> Optional[str]:
     return None if x is None else str(x)
 
 
-class StatusMixin:
+class StatusMixin(BotBase):
     """STATUS=, the figures file, health reasons and the status snapshot."""
-
-    name: str
-    cfg: "GridConfig"
-    store: "Store"
-    notifier: "Notifier"
-    symbol: str
-    state: Optional[st.GridState]
-    price: Optional[Decimal]
-    stopping: bool
-    last_loop: float
-    health: Health
-    auth_halted: bool
-    _progress: float
-    _last_ping: float
-    _last_status: str
-    _balances: dict[str, Any]
-    _figures: Optional[figures.Publisher]
 
     def heartbeat(self) -> None:
         self.last_loop = time.time()

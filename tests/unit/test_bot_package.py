@@ -64,11 +64,13 @@ def test_the_import_graph_of_the_bot_has_no_cycle():
 
 
 def test_the_parts_import_each_other_one_way_only():
-    """main -> core -> the parts; no part imports core, main or the package's __init__."""
+    """main -> core -> the parts -> base; no part imports core, main or the package's __init__, and
+    base (the shared state) imports no part."""
     graph = _graph()
     for m, deps in graph.items():
         if m.startswith("gridbot.bot.") and m not in ("gridbot.bot.main", "gridbot.bot.core"):
             assert not deps & {"gridbot.bot", "gridbot.bot.main", "gridbot.bot.core"}, (m, deps)
+    assert not {d for d in graph["gridbot.bot.base"] if d.startswith("gridbot.bot")}
 
 
 def test_modules_are_small_and_load_without_asyncio():
