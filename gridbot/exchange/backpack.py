@@ -251,6 +251,9 @@ def parse_market(d: dict[str, Any]) -> Market:
 class BackpackExchange:
     """Live Backpack venue. Construct, use, then ``await close()``; construction does no I/O."""
 
+    taker_fee = Decimal("0.001")  # planning figure for rebalances (the account's tier is not read)
+    rate_limited = True
+
     def __init__(self, cfg: GridConfig, api_key: str, api_secret: str, *,
                  transport: Optional[httpx.AsyncBaseTransport] = None,
                  clock: Callable[[], float] = time.time,

@@ -405,6 +405,12 @@ class PaperExchange:
             ex.persist()
         return ex
 
+    rate_limited = False  # in-process: reads cost nothing
+
+    @property
+    def taker_fee(self) -> Decimal:
+        return self.venue.taker_fee
+
     def snapshot(self) -> dict[str, Any]:
         return {"venue": self.venue.to_dict(), "stream": [self.stream.n, str(self.stream.price)]}
 
