@@ -438,7 +438,7 @@ def check_account(fake: FakeBackpack, ledger: Ledger, fleet: list[Instance], use
     check_ownership(fake, ledger)
 
 
-@settings(max_examples=int(os.environ.get("GRIDBOT_SHARED_EXAMPLES", "12")), deadline=None,
+@settings(max_examples=int(os.environ.get("GRIDBOT_SHARED_EXAMPLES", "40")), deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_many_instances_on_one_account_books_sum_to_the_account(scenario):
