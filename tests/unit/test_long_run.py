@@ -19,11 +19,15 @@ from test_healing import PUB, FakeBackpack, books_agree, config, make_bot, start
 
 SURPRISE_S = float(os.environ.get("GRIDBOT_LONG_RUN_S", "120"))
 LEVELS = 8  # lines every 2.5 from 140 to 160
+USER_SOL = D(5)
 
 
 def test_long_run_with_random_venue_surprises(tmp_path):
     rng = random.Random(int(os.environ.get("GRIDBOT_LONG_RUN_SEED", "9")))
-    with FakeBackpack(PUB, balances={"SOL": D(0), "USDC": D(10000)}, prices={"SOL_USDC": D(150)}) as fake:
+    # the user holds 5 SOL beside the grid: the venue's own (system) fills that sell SOL take it from the
+    # account, and on a real account they would not be the grid's to lose (with 0 SOL they would eat the
+    # grid's base and a sell level could never be placed again)
+    with FakeBackpack(PUB, balances={"SOL": USER_SOL, "USDC": D(10000)}, prices={"SOL_USDC": D(150)}) as fake:
         cfg = config(fake.base_url, levels=LEVELS, qty_per_level="0.1", reconcile_interval_s=1)
         b = make_bot(tmp_path, fake, cfg)
         b.hold_base_s, b.hold_max_s = 0.05, 0.4
@@ -151,7 +155,7 @@ def test_long_run_with_random_venue_surprises(tmp_path):
         venue_fills = [f for f in fake.account.fills if f.order_id in ours]
         assert b.store.fill_count() == len(venue_fills) == b.state.fills
         sol, usdc = fake.account, fake.account
-        assert sol.available["SOL"] + sol.locked["SOL"] - system["SOL"] == b.state.inventory
+        assert sol.available["SOL"] + sol.locked["SOL"] - system["SOL"] - USER_SOL == b.state.inventory
         assert usdc.available["USDC"] + usdc.locked["USDC"] - system["USDC"] == D(10000) + b.state.quote_delta
         # no order placed twice: every client id accepted at most once by the venue
         cids = [e["accepted"] for e in fake.log if "accepted" in e]
