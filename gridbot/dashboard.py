@@ -85,10 +85,11 @@ def collect_files(directory: Path) -> dict[str, Any]:
     """A fleet document from figure files alone (``gridbot web --figures-dir``; no systemd)."""
     from . import figures as fg
     from ._view import record
+    from ._units import unit_name
     from .systemd import UnitRow
 
     figs = fg.read_all(directory)
-    rows = [UnitRow(n, f"gridbot@{n}.service", "loaded", "active", "running") for n in sorted(figs)]
+    rows = [UnitRow(n, unit_name(n, checked=False), "loaded", "active", "running") for n in sorted(figs)]
     hists = {n: fg.read(directory, n, history=True) for n in figs}
     return fleet_document([record(x, figs[x.name]) for x in rows], figs, hists, time.time())
 

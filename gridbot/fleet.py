@@ -19,7 +19,7 @@ from . import account as acct
 from . import config as cfgmod
 # the account's shared rate limit and what one bot polls: one set of figures, enforced by the bot itself
 from .account import ACCOUNT_REQUESTS_PER_MIN, poll_budget, requests_per_min
-from ._units import PREFIX, SUFFIX, TEMPLATE, check_name, instance_of, unit_name
+from ._units import PATTERN, TEMPLATE, check_name, instance_of, unit_name
 from .errors import ConfigError, GridbotError, InstanceNotFound, JobFailed, NotRunning, PermissionDenied, UsageError
 from .systemd import Manager, UnitRow, enabled_instances, unit_dirs
 
@@ -519,7 +519,7 @@ def instances_in_state(ctx: Context, *states: str, skipped: Optional[list[str]] 
     with ctx.manager() as m:
         good, bad = valid_names(m.loaded_instances())
         if skipped is not None:
-            skipped.extend(f"{PREFIX}{n}{SUFFIX}" for n in bad)
+            skipped.extend(unit_name(n, checked=False) for n in bad)
         return [r.name for r in m.rows(good, set()) if r.active_state in states]
 
 
@@ -529,7 +529,7 @@ def stop_all(ctx: Context, timeout: float, foreign: Optional[list[str]] = None) 
     with ctx.manager() as m:
         good, bad = valid_names(m.loaded_instances())
         if foreign is not None:
-            foreign.extend(f"{PREFIX}{n}{SUFFIX}" for n in bad)
+            foreign.extend(unit_name(n, checked=False) for n in bad)
         before = [r.name for r in m.rows(good, set())
                   if r.active_state in ("active", "activating", "reloading", "deactivating")]
         result = m.stop_target(timeout)
@@ -785,7 +785,7 @@ def journal_command(ctx: Context, names: list[str], *, follow: bool = False, lin
     cmd = [exe, "--no-pager", "-o", output]
     if ctx.user:
         cmd.append("--user")
-    units = [unit_name(n) for n in names] or ["gridbot@*.service"]
+    units = [unit_name(n) for n in names] or [PATTERN]
     for u in units:
         cmd += ["-u", u]
     if follow:

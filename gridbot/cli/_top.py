@@ -18,6 +18,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Static
 
 from .. import _view
+from .._units import unit_name
 from . import _render as r
 
 # column -> record key it sorts by
@@ -187,7 +188,7 @@ class Top(App):
 
 def journal_tail(user: bool) -> Callable[[str], list[str]]:
     def tail(name: str) -> list[str]:
-        cmd = ["journalctl", "--user" if user else "--system", "-u", f"gridbot@{name}.service", "-n", "12",
+        cmd = ["journalctl", "--user" if user else "--system", "-u", unit_name(name, checked=False), "-n", "12",
                "--no-pager", "-o", "short-iso", "-q"]
         try:
             out = subprocess.run(cmd, capture_output=True, text=True, timeout=5)

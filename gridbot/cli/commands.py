@@ -13,6 +13,7 @@ from .. import __version__, fleet
 from .. import config as cfgmod
 from ..errors import EXIT_CONFIG, EXIT_NO_INSTANCE, EXIT_NOT_RUNNING_STATUS, ConfigError, GridbotError, \
     InstanceNotFound, PermissionDenied, UsageError, exit_table_text
+from .._units import TEMPLATE, unit_name
 from ..systemd import UnitRow
 from . import _render as r
 
@@ -626,8 +627,8 @@ def info(name: str = typer.Argument(None, autocompletion=_complete_names, show_d
     data = {
         "name": n,
         "config_path": str(cfgmod.config_path(n, CTX.config_dir)),
-        "unit": f"gridbot@{n}.service",
-        "unit_file": str(CTX.unit_dir / "gridbot@.service"),
+        "unit": unit_name(n),
+        "unit_file": str(CTX.unit_dir / TEMPLATE),
         "state_dir": str(CTX.state_dir(n)),
         "credentials": ("present" if fleet.has_live_dropin(CTX, n) else "absent") if cfg.exchange != "paper" else "not needed (paper)",
         "config": cfg.model_dump(mode="json", exclude={"schema_ref"}, exclude_none=True),
