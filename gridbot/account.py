@@ -65,6 +65,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 from .errors import GridbotError
+from .paths import accounts_root, write_atomic  # noqa: F401  (accounts_root re-exported)
 
 if TYPE_CHECKING:
     from .exchange.base import Exchange
@@ -92,7 +93,6 @@ EPOCH_SHIFT = 18  # client id = epoch << 18 | counter: 14 bits of epoch, 18 of c
 MAX_EPOCH = (1 << (32 - EPOCH_SHIFT)) - 1  # 16383; epoch 0 is never issued (ids of older states)
 PAPER_EPOCH = 1  # each paper instance is alone on its simulated account
 
-ACCOUNTS_DIRNAME = ".accounts"
 REGISTRY = "epochs.json"
 MUTEX = ".mutex"
 MUTEX_WAIT_S = 10.0
@@ -123,13 +123,6 @@ def poll_budget() -> float:
 
 def epoch_of(client_id: int) -> int:
     return client_id >> EPOCH_SHIFT
-
-
-def accounts_root(state_root: Path) -> Path:
-    """$GRIDBOT_ACCOUNTS_DIR, else ``<state root>/.accounts`` (the parent of every instance's state
-    directory: /var/lib/gridbot for the system, ~/.local/state/gridbot for --user)."""
-    env = os.environ.get("GRIDBOT_ACCOUNTS_DIR")
-    return Path(env) if env else Path(state_root) / ACCOUNTS_DIRNAME
 
 
 def account_key(cfg: "GridConfig") -> tuple[str, str]:
@@ -214,25 +207,9 @@ def _read_json(path: Path) -> Any:
 
 
 def _write_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, FILE_MODE)
-        with os.fdopen(fd, "w") as f:
-            os.fchmod(f.fileno(), FILE_MODE)
-            f.write(json.dumps(data, indent=1, sort_keys=True) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        write_atomic(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode(), FILE_MODE)
     except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise AccountError(f"cannot write {path}: {exc.strerror}") from None
 
 

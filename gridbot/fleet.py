@@ -21,7 +21,8 @@ from . import config as cfgmod
 from .account import ACCOUNT_REQUESTS_PER_MIN, poll_budget, requests_per_min
 from ._units import PATTERN, TEMPLATE, check_name, instance_of, unit_name
 from .errors import ConfigError, GridbotError, InstanceNotFound, JobFailed, NotRunning, PermissionDenied, UsageError
-from .systemd import Manager, UnitRow, enabled_instances, unit_dirs
+from . import paths
+from .systemd import Manager, UnitRow, enabled_instances
 
 if TYPE_CHECKING:
     from .models import GridConfig
@@ -37,36 +38,28 @@ class Context:
 
     @property
     def config_dir(self) -> Path:
-        return cfgmod.config_dir(self.user)
+        return paths.config_dir(self.user)
 
     @property
     def service_reads(self) -> bool:
         """Whether bots of another uid read this config directory (the system one, DynamicUser=):
         then a config must be readable by them, not only by the root who validates it."""
-        return not self.user and self.config_dir == cfgmod.SYSTEM_CONFIG_DIR
+        return not self.user and self.config_dir == paths.SYSTEM_CONFIG_DIR
 
     @property
     def state_root(self) -> Path:
-        if self.user:
-            base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-            return Path(base) / "gridbot"
-        return Path("/var/lib/gridbot")
+        return paths.state_root(self.user)
 
     def state_dir(self, name: str) -> Path:
-        """Where NAME's state really is. A system instance runs as its own dynamic user:
-        StateDirectory=gridbot/NAME lives in /var/lib/private/gridbot/NAME, and systemd leaves
-        /var/lib/gridbot/NAME as a symlink to it. A state from before per-instance users is still
-        the directory /var/lib/gridbot/NAME itself until the instance's next start moves it."""
-        if self.user:
-            return self.state_root / name
-        old = self.state_root / name
-        if not old.is_symlink() and os.path.isdir(old):
-            return old
-        return self.state_root.parent / "private" / self.state_root.name / name
+        """Where NAME's state really is (paths.state_dir: a dynamic user's is under /var/lib/private)."""
+        return paths.state_dir(name, self.user, root=self.state_root)
 
     @property
     def unit_dir(self) -> Path:
-        return unit_dirs(self.user)[0]
+        return paths.unit_dirs(self.user)[0]
+
+    def dropin_dir(self, name: str) -> Path:
+        return paths.dropin_dir(name, self.user)
 
     def manager(self) -> Manager:
         return Manager(user=self.user)
@@ -278,18 +271,7 @@ def _replace_file(target: Path, data: bytes) -> None:
     """Atomically put a world-readable file (configs and drop-ins hold no secrets)."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fchmod(out.fileno(), 0o644)
-                os.fsync(out.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        paths.write_atomic(target, data, 0o644)
     except PermissionError:
         raise PermissionDenied(f"cannot write {target}: permission denied (needs root: sudo)") from None
 
@@ -299,7 +281,7 @@ def has_live_dropin(ctx: Context, name: str) -> bool:
 
 
 def _dropin_path(ctx: Context, name: str) -> Path:
-    return ctx.unit_dir / f"{unit_name(name)}.d" / LIVE_DROPIN
+    return ctx.dropin_dir(name) / LIVE_DROPIN
 
 
 # What a live bot may never reach unless the operator allows it (`credentials set --allow CIDR`):
@@ -605,7 +587,7 @@ def _purge(ctx: Context, name: str) -> list[str]:
         paths = [p for p in credentials.key_paths(name) if p.exists()]
         if credentials.remove_keys(name):
             removed += [str(p) for p in paths]
-    dropins = ctx.unit_dir / f"{unit_name(name)}.d"
+    dropins = ctx.dropin_dir(name)
     if dropins.is_dir():
         shutil.rmtree(dropins)
         removed.append(str(dropins))
@@ -625,9 +607,7 @@ def rows(ctx: Context) -> list[UnitRow]:
 
 
 def figures_dir(ctx: Context) -> Path:
-    from .figures import figures_dir as where
-
-    return where(ctx.user)
+    return paths.figures_dir(ctx.user)
 
 
 def figures(ctx: Context, names: list[str]) -> dict[str, dict]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 from ._units import PATTERN, PREFIX, TARGET, TEMPLATE, instance_of, unit_name
+from .paths import unit_dirs
 from .errors import GridbotError, InstanceNotFound, PermissionDenied, SystemdUnavailable, UsageError
 
 DEST = b"org.freedesktop.systemd1"
@@ -348,15 +349,6 @@ class Manager:
             extra={"InvocationID": bytes(p.get("InvocationID") or []).hex(),
                    "StateChangeTimestamp": int(p.get("StateChangeTimestamp") or 0)},
         )
-
-
-def unit_dirs(user: bool = False) -> list[Path]:
-    """Directories whose ``*.wants`` hold enablement symlinks (persistent, then runtime)."""
-    if user:
-        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "systemd" / "user"
-        run = Path(os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}") / "systemd" / "user"
-        return [base, run]
-    return [Path("/etc/systemd/system"), Path("/run/systemd/system")]
 
 
 def enabled_instances(user: bool = False) -> set[str]:
