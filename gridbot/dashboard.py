@@ -71,14 +71,11 @@ def collect(ctx: Any) -> dict[str, Any]:
     """One fleet document from systemd and the figures directory."""
     from . import fleet
     from . import figures as fg
-    from ._view import record
 
-    rows = fleet.rows(ctx)
-    names = [x.name for x in rows]
-    figs = fleet.figures(ctx, names)
+    recs, figs = fleet.records(ctx, fleet.rows(ctx))
     d = fleet.figures_dir(ctx)
-    hists = {n: fg.read(d, n, history=True) for n in names if n in figs}
-    return fleet_document([record(x, figs.get(x.name)) for x in rows], figs, hists, time.time())
+    hists = {n: fg.read(d, n, history=True) for n in figs}
+    return fleet_document(recs, figs, hists, time.time())
 
 
 def collect_files(directory: Path) -> dict[str, Any]:

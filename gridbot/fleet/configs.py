@@ -30,7 +30,6 @@ def require_configs(ctx: Context, names: list[str]) -> None:
             raise InstanceNotFound(f"no such instance '{n}': no {cfgmod.config_path(n, ctx.config_dir)}")
 
 
-
 def validate(ctx: Context, names: list[str], *, feasible: bool = False) -> dict[str, "GridConfig"]:
     """Load and validate each config (ConfigError names the file and field); ``feasible``: and that
     the grid will trade (gridbot.feasibility, the checks the bot runs at start). System instances run
@@ -41,7 +40,6 @@ def validate(ctx: Context, names: list[str], *, feasible: bool = False) -> dict[
     if bad:  # every file's errors at once, not the first file's only
         raise ConfigError("; ".join(bad[n] for n in names if n in bad))
     return {n: good[n] for n in names}
-
 
 
 def try_load(sources: Iterable[tuple[str, Path]], readable: bool = False, *, feasible: bool = False,
@@ -60,14 +58,12 @@ def try_load(sources: Iterable[tuple[str, Path]], readable: bool = False, *, fea
     return good, bad
 
 
-
 def require_files(paths: Iterable[Path]) -> None:
     """``-c PATH`` that is not there is a command-line mistake (exit 2, as Click's own path checks).
     Whatever is there (a symlink, a FIFO, a directory) is refused by ``config.read_regular``."""
     for path in paths:
         if not os.path.lexists(path):
             raise UsageError(f"-c {path}: no such config file")
-
 
 
 def load_all(ctx: Context, skip: Iterable[str] = (), *, feasible: bool = False,
@@ -77,7 +73,6 @@ def load_all(ctx: Context, skip: Iterable[str] = (), *, feasible: bool = False,
     return try_load(((n, cfgmod.config_path(n, ctx.config_dir))
                      for n in cfgmod.list_names(ctx.config_dir) if n not in skipped),
                     readable=ctx.service_reads, feasible=feasible)
-
 
 
 def check_clashes(configs: dict[str, "GridConfig"]) -> None:
@@ -109,7 +104,6 @@ def check_clashes(configs: dict[str, "GridConfig"]) -> None:
         raise ConfigError("clash: " + "; ".join(problems))
 
 
-
 @dataclass(frozen=True)
 class Incoming:
     """A ``-c PATH`` config, read once: exactly these bytes are validated and installed."""
@@ -120,7 +114,6 @@ class Incoming:
     data: bytes
     cfg: "GridConfig"
     changed: bool  # differs from (or there is no) installed config
-
 
 
 def read_incoming(ctx: Context, paths: list[Path], force: bool = False) -> list[Incoming]:
@@ -148,7 +141,6 @@ def read_incoming(ctx: Context, paths: list[Path], force: bool = False) -> list[
     return out
 
 
-
 def install(incoming: Iterable[Incoming]) -> None:
     """Write the checked bytes (atomically, world-readable: configs hold no secrets)."""
     for i in incoming:
@@ -166,7 +158,6 @@ NEW_CONFIG = b"""{
   "qty_per_level": 0.1
 }
 """
-
 
 
 def edit_config(ctx: Context, name: str, editor: Callable[[Path], int], again: Callable[[str], bool]) -> bool:
@@ -204,7 +195,6 @@ def edit_config(ctx: Context, name: str, editor: Callable[[Path], int], again: C
         shutil.rmtree(tmpdir, ignore_errors=True)
 
 
-
 def saved_grid(ctx: Context, name: str) -> tuple[Optional[dict], Optional[dict]]:
     """(grid fields, strategy snapshot) the instance's state was built with; (None, None) if it has
     none or it cannot be read (then no preview: the start itself is unaffected). Read-only."""
@@ -226,7 +216,6 @@ def saved_grid(ctx: Context, name: str) -> tuple[Optional[dict], Optional[dict]]
         return None, None
 
 
-
 def unreadable_state(ctx: Context, name: str) -> bool:
     """The state directory exists but this user cannot read it (0700, owned by the instance's own
     user, under the root-only /var/lib/private)."""
@@ -235,7 +224,6 @@ def unreadable_state(ctx: Context, name: str) -> bool:
         return d.is_dir() and not os.access(d, os.R_OK | os.X_OK)
     except OSError:
         return True
-
 
 
 def change_plans(ctx: Context, configs: dict[str, "GridConfig"]) -> list:
@@ -254,7 +242,60 @@ def change_plans(ctx: Context, configs: dict[str, "GridConfig"]) -> list:
     return plans
 
 
-
 def configured(ctx: Context) -> list[str]:
     """Every instance with a config file (``start --all``)."""
     return cfgmod.list_names(ctx.config_dir)
+
+
+@dataclass
+class ValidateReport:
+    """What ``gridbot validate`` found: name -> error (None: valid), the named instances without a
+    config (name -> message), and each valid config's band warnings."""
+
+    results: dict[str, Optional[str]]
+    gone: dict[str, str]
+    warnings: dict[str, list[str]]
+
+
+def validate_report(ctx: Context, names: Iterable[str], paths: Iterable[Path], all_: bool, *,
+                    offline: bool = False) -> ValidateReport:
+    """``gridbot validate``: every named config (or with ``all_`` every installed one, and the clashes
+    between them), each file's errors at once; ``offline`` skips the live ranges' price-band look-up."""
+    names, paths = list(names), list(paths)
+    missing: list[str] = []
+    if all_:
+        if names or paths:
+            raise UsageError("give instance names or --all, not both")
+        good, bad = load_all(ctx, feasible=True)
+        results: dict[str, Optional[str]] = {n: None for n in good} | bad
+        if not results:
+            raise UsageError(f"no configs in {ctx.config_dir}: nothing to validate")
+        try:
+            check_clashes(good)
+        except ConfigError as exc:
+            results["(fleet)"] = str(exc)
+    else:
+        require_files(paths)
+        sources = [(resolve(ctx, [], [p])[0], p) for p in paths]
+        installed = []
+        for n in resolve(ctx, names):
+            path = cfgmod.config_path(n, ctx.config_dir)
+            if os.path.lexists(path):
+                installed.append((n, path))
+            else:
+                missing.append(n)
+        if not sources and not installed and not missing:
+            raise UsageError("no instance given: name one or more, -c PATH, or --all")
+        good, bad = try_load(sources, feasible=True)
+        good_installed, bad_installed = try_load(installed, readable=ctx.service_reads, feasible=True)
+        good.update(good_installed)
+        bad.update(bad_installed)
+        sources += installed
+        results = {n: bad.get(n) for n, _path in sources}
+    gone = {n: f"no such instance '{n}': no {cfgmod.config_path(n, ctx.config_dir)}" for n in missing}
+    warnings: dict[str, list[str]] = {}
+    if not offline:
+        from ..bands import band_warnings
+
+        warnings = {n: w for n, c in good.items() if (w := band_warnings(c))}
+    return ValidateReport(results, gone, warnings)

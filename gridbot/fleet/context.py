@@ -50,7 +50,6 @@ class Context:
         return Manager(user=self.user)
 
 
-
 def resolve(ctx: Context, names: Iterable[str], paths: Iterable[Path] = ()) -> list[str]:
     """NAME arguments plus ``-c PATH`` options (stem = name), checked, de-duplicated, in order."""
     stems = []
@@ -66,7 +65,6 @@ def resolve(ctx: Context, names: Iterable[str], paths: Iterable[Path] = ()) -> l
     return out
 
 
-
 def _replace_file(target: Path, data: bytes) -> None:
     """Atomically put a world-readable file (configs and drop-ins hold no secrets)."""
     try:
@@ -74,7 +72,6 @@ def _replace_file(target: Path, data: bytes) -> None:
         paths.write_atomic(target, data, 0o644)
     except PermissionError:
         raise PermissionDenied(f"cannot write {target}: permission denied (needs root: sudo)") from None
-
 
 
 def valid_names(names: Iterable[str]) -> tuple[list[str], list[str]]:

@@ -17,10 +17,8 @@ if TYPE_CHECKING:
 LIVE_DROPIN = "50-live.conf"
 
 
-
 def has_live_dropin(ctx: Context, name: str) -> bool:
     return _dropin_path(ctx, name).exists()
-
 
 
 def _dropin_path(ctx: Context, name: str) -> Path:
@@ -33,7 +31,6 @@ def _dropin_path(ctx: Context, name: str) -> Path:
 # IPAddressDeny=, so the template's `localhost` stays reachable (the status port, a local proxy).
 LIVE_DENY = ("link-local", "169.254.0.0/16", "fd00:ec2::254/128", "10.0.0.0/8", "172.16.0.0/12",
              "192.168.0.0/16", "100.64.0.0/10", "fc00::/7", "multicast")
-
 
 
 def live_dropin(name: str, directive: str, allow: Iterable[str] = ()) -> str:
@@ -54,7 +51,6 @@ def live_dropin(name: str, directive: str, allow: Iterable[str] = ()) -> str:
         lines.append("IPAddressAllow=" + " ".join(nets))
     lines.append(directive)
     return "\n".join(lines) + "\n"
-
 
 
 def set_credentials(ctx: Context, name: str, api_key: str, api_secret: str, allow: Iterable[str] = ()) -> Path:
@@ -79,7 +75,6 @@ def set_credentials(ctx: Context, name: str, api_key: str, api_secret: str, allo
     return stored
 
 
-
 def remove_credentials(ctx: Context, name: str) -> bool:
     from .. import credentials
 
@@ -95,7 +90,6 @@ def remove_credentials(ctx: Context, name: str) -> bool:
         with ctx.manager() as m:
             m.reload()
     return removed
-
 
 
 def check_credentials(ctx: Context, configs: dict[str, "GridConfig"]) -> None:

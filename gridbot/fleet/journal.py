@@ -15,7 +15,6 @@ from .context import Context
 JOURNAL_GROUPS = ("systemd-journal", "adm", "wheel")  # journalctl shows the system journal to these
 
 
-
 def check_journal_access(ctx: Context) -> None:
     """Unprivileged journalctl silently shows only the caller's own lines ('-- No entries --'): say
     which right is missing instead."""
@@ -30,7 +29,6 @@ def check_journal_access(ctx: Context) -> None:
         raise PermissionDenied("reading gridbot's logs: your systemd-journal membership is not active yet; "
                                "log out and in again (or `newgrp systemd-journal`), or use sudo")
     raise PermissionDenied("reading gridbot's logs needs root (sudo) or membership of the systemd-journal group")
-
 
 
 def journal_command(ctx: Context, names: list[str], *, follow: bool = False, lines: Optional[int] = None,
@@ -57,7 +55,6 @@ def journal_command(ctx: Context, names: list[str], *, follow: bool = False, lin
     if grep:
         cmd += ["--grep", grep]
     return cmd
-
 
 
 def recent_log(ctx: Context, name: str, lines: int = 5) -> list[str]:

@@ -16,7 +16,7 @@ from ..errors import InstanceNotFound, JobFailed, NotInstalled, NotRunning
 from ..systemd import Manager, UnitRow, enabled_instances
 from .configs import Incoming, check_clashes, load_all, validate
 from .context import Context, valid_names
-from .dropins import check_credentials
+from .dropins import check_credentials, has_live_dropin
 
 if TYPE_CHECKING:
     from ..models import GridConfig
@@ -36,7 +36,6 @@ def preflight(ctx: Context, names: list[str], incoming: Iterable["Incoming"] = (
     return configs
 
 
-
 def known(ctx: Context, m: Manager, names: list[str]) -> None:
     """Raise InstanceNotFound unless each name has a config or a unit systemd knows of."""
     configured = set(cfgmod.list_names(ctx.config_dir))
@@ -50,11 +49,9 @@ def known(ctx: Context, m: Manager, names: list[str]) -> None:
             raise InstanceNotFound(f"no such instance '{n}': no {ctx.config_dir / (n + '.json')} and no unit")
 
 
-
 def ensure_template(m: Manager) -> None:
     if not m.template_loaded():
         raise NotInstalled(f"{TEMPLATE} is not installed: run `sudo ./packaging/install.sh` first")
-
 
 
 @dataclass(frozen=True)
@@ -66,7 +63,6 @@ class JobOutcome:
     @property
     def ok(self) -> bool:
         return self.result == "done"
-
 
 
 def run_jobs(ctx: Context, method: str, names: list[str], timeout: float,
@@ -98,7 +94,6 @@ def run_jobs(ctx: Context, method: str, names: list[str], timeout: float,
         return [outcomes[n] for n in names]
 
 
-
 def require_known(ctx: Context, names: list[str]) -> None:
     """InstanceNotFound unless each name has a config or a unit systemd knows of (logs, rm)."""
     if not names:
@@ -107,12 +102,10 @@ def require_known(ctx: Context, names: list[str]) -> None:
         known(ctx, m, names)
 
 
-
 def active(ctx: Context, names: list[str]) -> list[str]:
     """Those of ``names`` whose unit is running (active, activating or reloading)."""
     with ctx.manager() as m:
         return [r.name for r in m.rows(names, set()) if r.active_state in ("active", "activating", "reloading")]
-
 
 
 def instances_in_state(ctx: Context, *states: str, skipped: Optional[list[str]] = None) -> list[str]:
@@ -122,7 +115,6 @@ def instances_in_state(ctx: Context, *states: str, skipped: Optional[list[str]] 
         if skipped is not None:
             skipped.extend(unit_name(n, checked=False) for n in bad)
         return [r.name for r in m.rows(good, set()) if r.active_state in states]
-
 
 
 def stop_all(ctx: Context, timeout: float, foreign: Optional[list[str]] = None) -> list[str]:
@@ -143,11 +135,9 @@ def stop_all(ctx: Context, timeout: float, foreign: Optional[list[str]] = None) 
         return before
 
 
-
 def all_names(ctx: Context, m: Manager, enabled: set[str]) -> list[str]:
     """Configs, loaded units and enabled instances: systemd alone cannot list them all."""
     return sorted(set(cfgmod.list_names(ctx.config_dir)) | set(m.loaded_instances()) | enabled)
-
 
 
 def rows(ctx: Context) -> list[UnitRow]:
@@ -156,10 +146,8 @@ def rows(ctx: Context) -> list[UnitRow]:
         return m.rows(all_names(ctx, m, enabled), enabled)
 
 
-
 def figures_dir(ctx: Context) -> Path:
     return paths.figures_dir(ctx.user)
-
 
 
 def figures(ctx: Context, names: list[str]) -> dict[str, dict]:
@@ -167,7 +155,6 @@ def figures(ctx: Context, names: list[str]) -> dict[str, dict]:
     from ..figures import read_all
 
     return read_all(figures_dir(ctx), names)
-
 
 
 def status(ctx: Context, name: str) -> UnitRow:
@@ -178,7 +165,6 @@ def status(ctx: Context, name: str) -> UnitRow:
         return m.status(name, enabled)
 
 
-
 def enable(ctx: Context, names: list[str], on: bool) -> None:
     with ctx.manager() as m:
         ensure_template(m)
@@ -186,8 +172,32 @@ def enable(ctx: Context, names: list[str], on: bool) -> None:
         m.enable(units) if on else m.disable(units)
 
 
-
 def cleanup(ctx: Context, names: list[str]) -> None:
     with ctx.manager() as m:
         for n in names:
             m.reset_failed(unit_name(n))
+
+
+def records(ctx: Context, rows_: list[UnitRow]) -> tuple[list[dict], dict[str, dict]]:
+    """Each row joined with its bot's figures into the record list, top, status, web and ``--json``
+    show (``_view.record``: built once per row, here), and the figures read for them."""
+    from .._view import record
+
+    figs = figures(ctx, [x.name for x in rows_])
+    return [record(x, figs.get(x.name)) for x in rows_], figs
+
+
+def info(ctx: Context, name: str) -> tuple["GridConfig", dict]:
+    """``gridbot info``: the validated config and where everything of NAME is (no secrets)."""
+    cfg = validate(ctx, [name])[name]
+    data = {
+        "name": name,
+        "config_path": str(cfgmod.config_path(name, ctx.config_dir)),
+        "unit": unit_name(name),
+        "unit_file": str(ctx.unit_dir / TEMPLATE),
+        "state_dir": str(ctx.state_dir(name)),
+        "credentials": ("present" if has_live_dropin(ctx, name) else "absent") if cfg.exchange != "paper"
+        else "not needed (paper)",
+        "config": cfg.model_dump(mode="json", exclude={"schema_ref"}, exclude_none=True),
+    }
+    return cfg, data

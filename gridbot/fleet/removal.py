@@ -24,7 +24,6 @@ def check_can_remove(ctx: Context, names: list[str]) -> None:
             raise PermissionDenied(f"to rm {', '.join(names)} you need root (sudo): it removes files in {d}")
 
 
-
 def remove(ctx: Context, names: list[str], *, purge: bool, timeout: float) -> dict[str, list[str]]:
     """``rm``: stop, disable, forget the failed state and delete the config; ``purge`` also the
     state directory, the credentials and the instance's drop-ins. Returns name -> what was removed.
@@ -56,7 +55,6 @@ def remove(ctx: Context, names: list[str], *, purge: bool, timeout: float) -> di
     return out
 
 
-
 def _unlink(path: Path) -> bool:
     try:
         path.unlink()
@@ -65,7 +63,6 @@ def _unlink(path: Path) -> bool:
         return False
     except PermissionError:
         raise PermissionDenied(f"cannot remove {path}: permission denied (needs root: sudo)") from None
-
 
 
 def _purge(ctx: Context, name: str) -> list[str]:
@@ -94,7 +91,6 @@ def _purge(ctx: Context, name: str) -> list[str]:
 RUNNING_STATES = ("active", "activating", "reloading", "deactivating")
 
 
-
 @dataclass(frozen=True)
 class ResetPlan:
     """What ``gridbot reset NAME`` will do; built with every check done and nothing changed."""
@@ -111,7 +107,6 @@ class ResetPlan:
     failed: bool = False
 
 
-
 def _unit_state(ctx: Context, name: str) -> str:
     with ctx.manager() as m:
         known(ctx, m, [name])
@@ -119,12 +114,10 @@ def _unit_state(ctx: Context, name: str) -> str:
     return rows[0].active_state if rows else "inactive"
 
 
-
 def _check_not_holding(root: Path, exchange: str, label: str, symbol: str, name: str) -> None:
     h = acct.holder(root, exchange, label, symbol)
     if h is not None and h.get("name") == name:  # running outside systemd (`gridbot run` by hand)
         raise UsageError(f"{name} is running (pid {h.get('pid', '?')}): stop it first; nothing was reset")
-
 
 
 def reset_plan(ctx: Context, name: str) -> ResetPlan:
@@ -148,7 +141,6 @@ def reset_plan(ctx: Context, name: str) -> ResetPlan:
     _check_not_holding(root, exchange, label, cfg.symbol, name)
     epochs = tuple(acct.history(root, exchange, label, name)["epochs"])
     return ResetPlan(name, state_dir, entries, True, exchange, label, cfg.symbol, epochs, root, state == "failed")
-
 
 
 def reset_apply(ctx: Context, plan: ResetPlan) -> list[str]:
