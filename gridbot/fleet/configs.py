@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Optional
 
 from .. import config as cfgmod
-from ..account import ACCOUNT_REQUESTS_PER_MIN, poll_budget, requests_per_min
+# the account's shared rate limit and what one bot polls: one set of figures, enforced by the bot itself
+from ..account.budget import ACCOUNT_REQUESTS_PER_MIN, poll_budget, requests_per_min
 from ..errors import ConfigError, InstanceNotFound, UsageError
 from .context import Context, _replace_file, resolve
 
