@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 
 from ._units import check_name
 from .errors import ConfigError, PermissionDenied
+from .paths import SYSTEM_CONFIG_DIR, config_dir  # noqa: F401  (re-exported; the rule lives in paths)
 
 if TYPE_CHECKING:  # pydantic costs ~150 ms to import: only commands that validate pay for it
     from pydantic import ValidationError
 
     from .models import GridConfig
 
-from .paths import SYSTEM_CONFIG_DIR, config_dir  # noqa: E402,F401  (re-exported: the rule lives in paths)
 MAX_CONFIG_BYTES = 1 << 20  # a grid config is a few hundred bytes; refuse to parse megabytes
 
 

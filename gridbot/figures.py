@@ -29,14 +29,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
+from .paths import SYSTEM_FIGURES_DIR as SYSTEM_DIR
+from .paths import figures_dir  # noqa: F401  (re-exported; the rule lives in paths)
+
 FIGURES_VERSION = 1
 PUBLISH_EVERY_S = 2.0  # at most one write per this many seconds, and only when something changed
 HISTORY_EVERY_S = 60.0  # one equity point a minute
 RECENT_FILLS = 10
 HISTORY_TIERS = ((2 * 3600, 60), (2 * 86400, 900), (30 * 86400, 4 * 3600))  # (age up to, one point per)
 HISTORY_MAX_AGE_S = 90 * 86400  # older points are dropped; the last tier keeps one a day
-from .paths import SYSTEM_FIGURES_DIR as SYSTEM_DIR  # noqa: E402
-from .paths import figures_dir  # noqa: E402,F401  (re-exported: the rule lives in paths)
 
 # keys whose change alone does not warrant a rewrite
 _VOLATILE = ("time",)

@@ -7,6 +7,7 @@ what               system                               ``--user``
 =================  ===================================  ==========================================
 configs            /etc/gridbot                         $XDG_CONFIG_HOME/gridbot (~/.config/gridbot)
 credentials        /etc/gridbot/credentials (root)      (none: credentials are system-wide only)
+alert hook         /etc/gridbot/alert                   (the system's only)
 state root         /var/lib/gridbot                     $XDG_STATE_HOME/gridbot (~/.local/state/...)
 an instance state  /var/lib/private/gridbot/NAME        <state root>/NAME
                    (DynamicUser=; /var/lib/gridbot/NAME
@@ -34,6 +35,7 @@ from ._units import unit_name
 
 SYSTEM_CONFIG_DIR = Path("/etc/gridbot")
 CREDENTIALS_DIR = SYSTEM_CONFIG_DIR / "credentials"
+ALERT_HOOK = SYSTEM_CONFIG_DIR / "alert"  # the operator's hook, run by gridbot-alert@.service
 SYSTEM_STATE_ROOT = Path("/var/lib/gridbot")
 SYSTEM_FIGURES_DIR = Path("/run/gridbot/figures")
 SYSTEM_UNIT_DIRS = (Path("/etc/systemd/system"), Path("/run/systemd/system"))

@@ -18,7 +18,7 @@ from .. import config as cfgmod
 # the account's shared rate limit and what one bot polls: one set of figures, enforced by the bot itself
 from ..account.budget import ACCOUNT_REQUESTS_PER_MIN, poll_budget, requests_per_min
 from ..errors import ConfigError, InstanceNotFound, UsageError
-from .context import Context, _replace_file, resolve
+from .context import Context, write_file, resolve
 
 if TYPE_CHECKING:
     from ..models import GridConfig
@@ -146,7 +146,7 @@ def install(incoming: Iterable[Incoming]) -> None:
     """Write the checked bytes (atomically, world-readable: configs hold no secrets)."""
     for i in incoming:
         if i.changed:
-            _replace_file(i.target, i.data)
+            write_file(i.target, i.data)
 
 
 NEW_CONFIG = b"""{
@@ -190,7 +190,7 @@ def edit_config(ctx: Context, name: str, editor: Callable[[Path], int], again: C
         now = cfgmod.read_regular(target) if os.path.lexists(target) else None
         if now != original:
             raise UsageError(f"{target} changed while you were editing; {target} unchanged, run `gridbot edit {name}` again")
-        _replace_file(target, data)
+        write_file(target, data)
         return True
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)

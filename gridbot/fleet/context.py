@@ -65,7 +65,7 @@ def resolve(ctx: Context, names: Iterable[str], paths: Iterable[Path] = ()) -> l
     return out
 
 
-def _replace_file(target: Path, data: bytes) -> None:
+def write_file(target: Path, data: bytes) -> None:
     """Atomically put a world-readable file (configs and drop-ins hold no secrets)."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Iterable
 from .. import config as cfgmod
 from .._units import check_name
 from ..errors import ConfigError, PermissionDenied, UsageError
-from .context import Context, _replace_file
+from .context import Context, write_file
 
 if TYPE_CHECKING:
     from ..models import GridConfig
@@ -69,7 +69,7 @@ def set_credentials(ctx: Context, name: str, api_key: str, api_secret: str, allo
     live_dropin(name, "", allow)  # a bad --allow is refused before the keys are stored
     stored = credentials.store_keys(name, api_key, api_secret)
     directive = credentials.credential_directive(name)
-    _replace_file(_dropin_path(ctx, name), live_dropin(name, directive or "", allow).encode())
+    write_file(_dropin_path(ctx, name), live_dropin(name, directive or "", allow).encode())
     with ctx.manager() as m:
         m.reload()
     return stored
