@@ -2,19 +2,18 @@
 purpose, rm and reset (each asks first; without a terminal only with --yes)."""
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
+from .. import config as cfgmod
 from .. import fleet
+from ..errors import ConfigError, UsageError
 from . import _render as r
 from ._app import NamesArg, TimeoutOpt, _complete_names, _names
-import subprocess
-
-from .. import config as cfgmod
-from ..errors import ConfigError, UsageError
 
 
 def rm(ctx: typer.Context, names: Optional[List[str]] = NamesArg,

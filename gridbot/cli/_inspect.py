@@ -2,6 +2,7 @@
 status 0/3/5, validate 5/6, logs passes journalctl's own through."""
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -9,12 +10,10 @@ from typing import List, Optional
 import typer
 
 from .. import fleet
-from . import _render as r
-from ._app import ConfigOpt, JsonOpt, NamesArg, _complete_names, _names, _one
-import subprocess
-
 from ..errors import EXIT_CONFIG, EXIT_NO_INSTANCE, EXIT_NOT_RUNNING_STATUS, InstanceNotFound
 from ..systemd import UnitRow
+from . import _render as r
+from ._app import ConfigOpt, JsonOpt, NamesArg, _complete_names, _names, _one
 
 
 def status(ctx: typer.Context, names: Optional[List[str]] = NamesArg,

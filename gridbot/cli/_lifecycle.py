@@ -9,18 +9,9 @@ from typing import Iterable, List, Optional
 import typer
 
 from .. import fleet
+from ..errors import UsageError
 from . import _render as r
 from ._app import AllOpt, ConfigOpt, NamesArg, TimeoutOpt, _names, _skipped_note
-from ..errors import UsageError
-
-
-def _report(verb: str, outcomes: list[fleet.JobOutcome]) -> None:
-    failed = []
-    for o in outcomes:
-        if not _report_one(verb, o):
-            failed.append(o.name)
-    if failed:
-        raise typer.Exit(1)
 
 
 def _report_one(verb: str, o: fleet.JobOutcome) -> bool:

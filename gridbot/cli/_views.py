@@ -9,10 +9,10 @@ from typing import List, Optional
 import typer
 
 from .. import fleet
-from . import _render as r
-from ._app import JsonOpt
 from ..errors import GridbotError, UsageError
 from ..systemd import UnitRow
+from . import _render as r
+from ._app import JsonOpt
 
 
 LIST_HEADERS = ["NAME", "MODE", "STATE", "SYMBOL", "PRICE", "RANGE", "ORDERS", "PROFIT", "PNL", "UPTIME", "RESTARTS",
