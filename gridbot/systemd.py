@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 from ._units import PATTERN, PREFIX, TARGET, TEMPLATE, instance_of, unit_name
-from .paths import unit_dirs
 from .errors import GridbotError, InstanceNotFound, PermissionDenied, SystemdUnavailable, UsageError
 
 DEST = b"org.freedesktop.systemd1"
@@ -349,27 +348,3 @@ class Manager:
             extra={"InvocationID": bytes(p.get("InvocationID") or []).hex(),
                    "StateChangeTimestamp": int(p.get("StateChangeTimestamp") or 0)},
         )
-
-
-def enabled_instances(user: bool = False) -> set[str]:
-    """Enabled instances, from the wants directories.
-
-    systemd cannot list enabled template instances (ListUnitFiles shows only the template) and
-    GetUnitFileState per instance costs ~3 ms each; the symlinks are the source of truth anyway.
-    """
-    found: set[str] = set()
-    for base in unit_dirs(user):
-        try:
-            wants = [d for d in base.iterdir() if d.name.endswith((".wants", ".requires"))]
-        except OSError:
-            continue
-        for d in wants:
-            try:
-                for link in d.iterdir():
-                    name = instance_of(link.name)
-                    if name:
-                        found.add(name)
-            except OSError:
-                continue
-    return found
-
