@@ -129,7 +129,8 @@ def info(ctx: typer.Context, name: str = typer.Argument(None, autocompletion=_co
     r.fields(pairs)
 
 
-def validate(ctx: typer.Context,
+def validate(
+    ctx: typer.Context,
     names: Optional[List[str]] = NamesArg,
     paths: Optional[List[Path]] = ConfigOpt,
     all_: bool = typer.Option(False, "--all", help="every config, and clashes between them"),
@@ -160,7 +161,8 @@ def validate(ctx: typer.Context,
         raise typer.Exit(EXIT_CONFIG)
 
 
-def logs(ctx: typer.Context,
+def logs(
+    ctx: typer.Context,
     names: Optional[List[str]] = NamesArg,
     paths: Optional[List[Path]] = ConfigOpt,
     follow: bool = typer.Option(False, "-f", "--follow", help="keep printing new lines"),

@@ -78,7 +78,8 @@ def _jobs(fc: fleet.Context, verb: str, method: str, targets: list[str], timeout
     return [n for n in targets if n in old]
 
 
-def start(ctx: typer.Context,
+def start(
+    ctx: typer.Context,
     names: Optional[List[str]] = NamesArg,
     paths: Optional[List[Path]] = ConfigOpt,
     force: bool = typer.Option(False, "--force", help="with -c: replace a different installed config"),
@@ -196,7 +197,8 @@ def reload(ctx: typer.Context, names: Optional[List[str]] = NamesArg, paths: Opt
     _jobs(fc, "reloaded", "ReloadUnit", targets, timeout)
 
 
-def enable(ctx: typer.Context,
+def enable(
+    ctx: typer.Context,
     names: Optional[List[str]] = NamesArg,
     paths: Optional[List[Path]] = ConfigOpt,
     now: bool = typer.Option(False, "--now", help="also start them"),
@@ -206,14 +208,11 @@ def enable(ctx: typer.Context,
     fc: fleet.Context = ctx.obj
     targets = _names(fc, names, paths)
     fleet.preflight(fc, targets)
-    fleet.enable(fc, targets, True)
-    for n in targets:
-        print(f"{n}: enabled at boot")
-    if now:
-        _jobs(fc, "started", "StartUnit", targets, timeout)
+    _at_boot(fc, targets, True, now, timeout)
 
 
-def disable(ctx: typer.Context,
+def disable(
+    ctx: typer.Context,
     names: Optional[List[str]] = NamesArg,
     paths: Optional[List[Path]] = ConfigOpt,
     now: bool = typer.Option(False, "--now", help="also stop them"),
@@ -223,11 +222,16 @@ def disable(ctx: typer.Context,
     fc: fleet.Context = ctx.obj
     targets = _names(fc, names, paths)
     fleet.require_known(fc, targets)
-    fleet.enable(fc, targets, False)
+    _at_boot(fc, targets, False, now, timeout)
+
+
+def _at_boot(fc: fleet.Context, targets: list[str], on: bool, now: bool, timeout: float) -> None:
+    """enable/disable: the boot symlinks first, then with --now the start/stop jobs."""
+    fleet.enable(fc, targets, on)
     for n in targets:
-        print(f"{n}: disabled at boot")
+        print(f"{n}: {'enabled' if on else 'disabled'} at boot")
     if now:
-        _jobs(fc, "stopped", "StopUnit", targets, timeout)
+        _jobs(fc, "started" if on else "stopped", "StartUnit" if on else "StopUnit", targets, timeout)
 
 
 def cleanup(ctx: typer.Context, yes: bool = typer.Option(False, "--yes", "-y", help="do not ask")) -> None:
