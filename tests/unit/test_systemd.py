@@ -210,3 +210,15 @@ def test_reading_rows_uses_unit_names():
     assert rows[0].unit == "gridbot@a.service" and rows[0].enabled and rows[0].load_state == "not-found"
     assert bus.calls[0] == (b"ListUnitsByNames", [[b"gridbot@a.service"]])
     assert bus.calls[2] == (b"ListUnitFilesByPatterns", [[], [b"gridbot@.service"]])
+
+
+def test_a_missing_template_is_its_own_error():
+    from gridbot import fleet
+    from gridbot.errors import NotInstalled
+
+    with systemd.Manager(bus=FakeBus({b"ListUnitFilesByPatterns": []})) as m:
+        with pytest.raises(NotInstalled, match=r"gridbot@\.service is not installed: run `sudo \./packaging/install\.sh`"):
+            fleet.ensure_template(m)
+    assert NotInstalled.exit_code == 1
+    with systemd.Manager(bus=FakeBus({b"ListUnitFilesByPatterns": [(b"/etc/systemd/system/gridbot@.service", b"static")]})) as m:
+        fleet.ensure_template(m)
