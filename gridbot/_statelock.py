@@ -20,19 +20,12 @@ class StateLocked(GridbotError):
     """Another process (the running service, or a run by hand) holds this instance's state."""
 
 
-def system_state_dir(name: str) -> Path:
-    """Where the service keeps NAME's state (StateDirectory=gridbot/%i), seen from outside it."""
-    return Path("/var/lib/gridbot") / name
-
-
-def user_state_dir(name: str) -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "gridbot" / name
-
-
 def default_state_dir(name: str, user: bool) -> Path:
-    """Outside systemd: the instance's real state directory, never ./state in the working directory."""
-    return user_state_dir(name) if user else system_state_dir(name)
+    """Outside systemd: the instance's state directory (paths.service_state_dir), never ./state in
+    the working directory."""
+    from .paths import service_state_dir
+
+    return service_state_dir(name, user)
 
 
 def acquire(state_dir: Path, name: str, by_hand: bool = False) -> int:

@@ -18,6 +18,7 @@ TEMPLATE = "gridbot@.service"
 TARGET = "gridbot.target"
 PREFIX = "gridbot@"
 SUFFIX = ".service"
+PATTERN = f"{PREFIX}*{SUFFIX}"  # every instance, for ListUnitsByPatterns and journalctl -u
 MAX_NAME = 23  # "gridbot-" + name: a user name of at most 31 characters
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 # gridbot-NAME must not be a static user: systemd would run the instance as that user instead of a
@@ -46,8 +47,10 @@ def check_name(name: str) -> str:
     return name
 
 
-def unit_name(name: str) -> str:
-    return f"{PREFIX}{check_name(name)}{SUFFIX}"
+def unit_name(name: str, *, checked: bool = True) -> str:
+    """``x`` -> ``gridbot@x.service``, the one place a unit name is spelled. ``checked=False`` only
+    for names read back from systemd (a unit someone else loaded), to name it, never to act on it."""
+    return f"{PREFIX}{check_name(name) if checked else name}{SUFFIX}"
 
 
 def instance_of(unit: str) -> str | None:

@@ -17,8 +17,9 @@ import sys
 
 from ._units import check_name, unit_name
 from .errors import UsageError
+from .paths import ALERT_HOOK
 
-HOOK = "/etc/gridbot/alert"
+HOOK = str(ALERT_HOOK)
 HOOK_TIMEOUT_S = 50  # the unit's TimeoutStartSec is 60
 EX_CONFIG = 78
 

@@ -9,25 +9,14 @@ from typing import TYPE_CHECKING
 
 from ._units import check_name
 from .errors import ConfigError, PermissionDenied
+from .paths import SYSTEM_CONFIG_DIR, config_dir  # noqa: F401  (re-exported; the rule lives in paths)
 
 if TYPE_CHECKING:  # pydantic costs ~150 ms to import: only commands that validate pay for it
     from pydantic import ValidationError
 
     from .models import GridConfig
 
-SYSTEM_CONFIG_DIR = Path("/etc/gridbot")
 MAX_CONFIG_BYTES = 1 << 20  # a grid config is a few hundred bytes; refuse to parse megabytes
-
-
-def config_dir(user: bool = False) -> Path:
-    """Where configs live: $GRIDBOT_CONFIG_DIR, systemd's $CONFIGURATION_DIRECTORY, or the default."""
-    env = os.environ.get("GRIDBOT_CONFIG_DIR") or os.environ.get("CONFIGURATION_DIRECTORY")
-    if env:
-        return Path(env.split(":")[0])
-    if user:
-        base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-        return Path(base) / "gridbot"
-    return SYSTEM_CONFIG_DIR
 
 
 def config_path(name: str, directory: Path) -> Path:

@@ -21,7 +21,6 @@ log. They travel like this:
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import getpass
 import json
@@ -35,8 +34,9 @@ from typing import Mapping, Optional, TextIO
 
 from ._units import check_name, instance_of
 from .errors import CredentialsError, PermissionDenied
+from .paths import CREDENTIALS_DIR, write_atomic
 
-CRED_DIR = Path("/etc/gridbot/credentials")
+CRED_DIR = CREDENTIALS_DIR
 CRED_ID = "backpack"  # the credential's name: $CREDENTIALS_DIRECTORY/backpack, --name=backpack
 ENCRYPTED_SUFFIX = ".cred"
 PLAIN_SUFFIX = ".key"
@@ -224,24 +224,7 @@ def _write_atomic(target: Path, data: bytes) -> None:
             raise CredentialsError(f"{target} is a symlink; refusing to write keys through it")
     except FileNotFoundError:
         pass
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o600)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    write_atomic(target, data, 0o600)
 
 
 def store_keys(name: str, api_key: str, api_secret: str, cred_dir: Path = CRED_DIR, *,

@@ -71,24 +71,22 @@ def collect(ctx: Any) -> dict[str, Any]:
     """One fleet document from systemd and the figures directory."""
     from . import fleet
     from . import figures as fg
-    from ._view import record
 
-    rows = fleet.rows(ctx)
-    names = [x.name for x in rows]
-    figs = fleet.figures(ctx, names)
+    recs, figs = fleet.records(ctx, fleet.rows(ctx))
     d = fleet.figures_dir(ctx)
-    hists = {n: fg.read(d, n, history=True) for n in names if n in figs}
-    return fleet_document([record(x, figs.get(x.name)) for x in rows], figs, hists, time.time())
+    hists = {n: fg.read(d, n, history=True) for n in figs}
+    return fleet_document(recs, figs, hists, time.time())
 
 
 def collect_files(directory: Path) -> dict[str, Any]:
     """A fleet document from figure files alone (``gridbot web --figures-dir``; no systemd)."""
     from . import figures as fg
     from ._view import record
+    from ._units import unit_name
     from .systemd import UnitRow
 
     figs = fg.read_all(directory)
-    rows = [UnitRow(n, f"gridbot@{n}.service", "loaded", "active", "running") for n in sorted(figs)]
+    rows = [UnitRow(n, unit_name(n, checked=False), "loaded", "active", "running") for n in sorted(figs)]
     hists = {n: fg.read(directory, n, history=True) for n in figs}
     return fleet_document([record(x, figs[x.name]) for x in rows], figs, hists, time.time())
 

@@ -7,6 +7,7 @@
     ├── ConfigError              malformed, invalid or infeasible config    (exit 6)
     ├── NotRunning               the verb needs a running instance          (exit 7)
     ├── SystemdUnavailable       no systemd / no D-Bus reachable            (exit 1)
+    ├── NotInstalled             gridbot's units are not installed          (exit 1)
     ├── JobFailed                a start/stop/restart job did not succeed   (exit 1)
     ├── CredentialsError         API keys missing or unreadable             (exit 6)
     └── ExchangeError            the venue refused or failed a request
@@ -83,6 +84,12 @@ class NotRunning(GridbotError):
 
 class SystemdUnavailable(GridbotError):
     """No systemd manager or D-Bus socket to talk to."""
+
+    exit_code = 1
+
+
+class NotInstalled(GridbotError):
+    """systemd has no ``gridbot@.service`` template: gridbot itself is not installed (or was removed)."""
 
     exit_code = 1
 

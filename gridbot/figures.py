@@ -29,32 +29,18 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
+from .paths import SYSTEM_FIGURES_DIR as SYSTEM_DIR
+from .paths import figures_dir  # noqa: F401  (re-exported; the rule lives in paths)
+
 FIGURES_VERSION = 1
 PUBLISH_EVERY_S = 2.0  # at most one write per this many seconds, and only when something changed
 HISTORY_EVERY_S = 60.0  # one equity point a minute
 RECENT_FILLS = 10
 HISTORY_TIERS = ((2 * 3600, 60), (2 * 86400, 900), (30 * 86400, 4 * 3600))  # (age up to, one point per)
 HISTORY_MAX_AGE_S = 90 * 86400  # older points are dropped; the last tier keeps one a day
-SYSTEM_DIR = Path("/run/gridbot/figures")
 
 # keys whose change alone does not warrant a rewrite
 _VOLATILE = ("time",)
-
-
-def figures_dir(user: Optional[bool] = None) -> Path:
-    """Where figures live. ``GRIDBOT_FIGURES_DIR`` overrides (tests, odd layouts).
-
-    ``user=None`` (the bot): a per-user manager sets ``XDG_RUNTIME_DIR``, the system one does not.
-    """
-    env = os.environ.get("GRIDBOT_FIGURES_DIR")
-    if env:
-        return Path(env)
-    if user is None:
-        user = bool(os.environ.get("XDG_RUNTIME_DIR")) and os.getuid() != 0
-    if user:
-        run = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
-        return Path(run) / "gridbot" / "figures"
-    return SYSTEM_DIR
 
 
 # ---------------------------------------------------------------- pure: state -> figures
@@ -194,16 +180,10 @@ def downsample(points: list[list], now: float) -> list[list]:
 # ---------------------------------------------------------------- I/O: write and read
 
 def write_atomic(path: Path, data: dict[str, Any]) -> None:
-    """tmp + fsync-less rename (tmpfs); 0644 whatever the unit's UMask, so operators can read it."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    body = json.dumps(data, separators=(",", ":")).encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.fchmod(fd, 0o644)
-        os.write(fd, body)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    """paths.write_atomic of the JSON; 0644 whatever the unit's UMask, so operators can read it."""
+    from .paths import write_atomic as write
+
+    write(path, json.dumps(data, separators=(",", ":")).encode(), 0o644)
 
 
 class Publisher:

@@ -9,13 +9,14 @@ installed *before* the jobs are queued (no race, no ``Subscribe()``, no second c
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
-from ._units import PREFIX, SUFFIX, TARGET, instance_of
+from ._units import PATTERN, PREFIX, TARGET, TEMPLATE, instance_of, unit_name
 from .errors import GridbotError, InstanceNotFound, PermissionDenied, SystemdUnavailable, UsageError
 
 DEST = b"org.freedesktop.systemd1"
@@ -71,6 +72,10 @@ def denied_message(method: str, unit: str = "") -> str:
     return f"permission denied: to {what} you need root (run with sudo)"
 
 
+# sd-bus's negative errno when the bus socket cannot be opened: no socket, refused, no medium
+_NO_BUS = (-errno.ENOENT, -errno.ECONNREFUSED, -errno.ENOMEDIUM)
+
+
 @contextlib.contextmanager
 def _dbus_errors(unit: str = "", method: str = "") -> Iterator[None]:
     """Translate pystemd's D-Bus errors into gridbot errors with one-line messages.
@@ -84,19 +89,19 @@ def _dbus_errors(unit: str = "", method: str = "") -> Iterator[None]:
     except dbusexc.DBusBaseError as exc:
         raw = getattr(exc, "err_message", b"") or b""
         msg = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
-        errno = getattr(exc, "errno", 0)
+        code = getattr(exc, "errno", 0)
         if isinstance(exc, (dbusexc.DBusInteractiveAuthorizationRequiredError, dbusexc.DBusAccessDeniedError)):
             raise PermissionDenied(denied_message(method, unit)) from None
         if isinstance(exc, dbusexc.DBusNoSuchUnitError):
             raise InstanceNotFound(f"no such unit {unit}: {msg}" if unit else msg) from None
-        if isinstance(exc, dbusexc.DBusFileNotFoundError) or (errno in (-2, -111, -123) and "Could not open" in msg):
+        if isinstance(exc, dbusexc.DBusFileNotFoundError) or (code in _NO_BUS and "Could not open" in msg):
             raise SystemdUnavailable(
                 "cannot reach systemd: no D-Bus socket (is this a systemd host? for --user, is "
                 "XDG_RUNTIME_DIR set and a user manager running?)"
             ) from None
         if isinstance(exc, dbusexc.DBusInvalidArgsError):
             raise UsageError(f"systemd refused the request: {msg}") from None
-        raise GridbotError(f"systemd error (errno {errno}): {msg}") from None
+        raise GridbotError(f"systemd error (errno {code}): {msg}") from None
 
 
 @dataclass(frozen=True)
@@ -148,28 +153,43 @@ def _text(value: Any) -> str:
 
 
 class Manager:
-    """A connection to the system (or per-user) service manager, for one CLI command."""
+    """A connection to the system (or per-user) service manager, for one CLI command.
 
-    def __init__(self, user: bool = False) -> None:
+    As pystemd's own objects take ``bus=``: an injected bus (already open; a fake in the unit
+    tests) is used as it is and left open; without one, ``__enter__`` opens pystemd's ``DBus`` and
+    ``__exit__`` closes it. The constructor does no I/O.
+    """
+
+    def __init__(self, user: bool = False, bus: Any = None) -> None:
         self.user = user
+        self._given = bus
         self._bus: Any = None
         self._jobs: dict[bytes, tuple[str, str]] = {}
 
     def __enter__(self) -> "Manager":
-        from pystemd.dbuslib import DBus
+        bus = self._given
+        if bus is None:
+            from pystemd.dbuslib import DBus
 
-        if not self.user and not Path("/run/systemd/system").exists() and not os.environ.get("DBUS_SYSTEM_BUS_ADDRESS"):
-            raise SystemdUnavailable("systemd is not running on this host (no /run/systemd/system); gridbot needs systemd")
-        bus = DBus(user_mode=self.user)
-        with _dbus_errors():
-            bus.open()
-            bus.match_signal(DEST, MANAGER_PATH, MANAGER_IFACE, b"JobRemoved", _on_job_removed, self._jobs)
+            if not self.user and not Path("/run/systemd/system").exists() and not os.environ.get("DBUS_SYSTEM_BUS_ADDRESS"):
+                raise SystemdUnavailable("systemd is not running on this host (no /run/systemd/system); gridbot needs systemd")
+            bus = DBus(user_mode=self.user)
+            with _dbus_errors():
+                bus.open()
+        try:
+            with _dbus_errors():
+                bus.match_signal(DEST, MANAGER_PATH, MANAGER_IFACE, b"JobRemoved", _on_job_removed, self._jobs)
+        except BaseException:
+            if self._given is None:
+                bus.close()
+            raise
         self._bus = bus
         return self
 
     def __exit__(self, *exc: Any) -> None:
         if self._bus is not None:
-            self._bus.close()
+            if self._given is None:
+                self._bus.close()
             self._bus = None
 
     # -- raw calls -------------------------------------------------------------------------
@@ -269,13 +289,13 @@ class Manager:
         self._call(b"Reload")
 
     def template_loaded(self) -> bool:
-        rows = self._call(b"ListUnitFilesByPatterns", b"asas", [], [f"{PREFIX}{SUFFIX}".encode()])
+        rows = self._call(b"ListUnitFilesByPatterns", b"asas", [], [TEMPLATE.encode()])
         return bool(rows)
 
     # -- reading ---------------------------------------------------------------------------
     def loaded_instances(self) -> list[str]:
         """Instance names of every gridbot@ unit systemd currently has loaded (any state)."""
-        rows = self._call(b"ListUnitsByPatterns", b"asas", [], [f"{PREFIX}*{SUFFIX}".encode()])
+        rows = self._call(b"ListUnitsByPatterns", b"asas", [], [PATTERN.encode()])
         names = [instance_of(_text(r[0])) for r in rows]
         return sorted(n for n in names if n)
 
@@ -287,7 +307,7 @@ class Manager:
         """
         if not names:
             return []
-        units = [f"{PREFIX}{n}{SUFFIX}" for n in names]
+        units = [unit_name(n, checked=False) for n in names]
         listed = self._call(b"ListUnitsByNames", b"as", [u.encode() for u in units])
         out = []
         for row in listed:
@@ -303,7 +323,7 @@ class Manager:
 
     def status(self, name: str, enabled: set[str]) -> UnitRow:
         """Everything ``gridbot status`` shows, from one GetAll over all interfaces."""
-        unit = f"{PREFIX}{name}{SUFFIX}"
+        unit = unit_name(name, checked=False)
         props = self._get_all(unit)
         return self._row(name, unit, _text(props.get("LoadState")), _text(props.get("ActiveState")),
                          _text(props.get("SubState")), props, name in enabled)
@@ -328,36 +348,3 @@ class Manager:
             extra={"InvocationID": bytes(p.get("InvocationID") or []).hex(),
                    "StateChangeTimestamp": int(p.get("StateChangeTimestamp") or 0)},
         )
-
-
-def unit_dirs(user: bool = False) -> list[Path]:
-    """Directories whose ``*.wants`` hold enablement symlinks (persistent, then runtime)."""
-    if user:
-        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "systemd" / "user"
-        run = Path(os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}") / "systemd" / "user"
-        return [base, run]
-    return [Path("/etc/systemd/system"), Path("/run/systemd/system")]
-
-
-def enabled_instances(user: bool = False) -> set[str]:
-    """Enabled instances, from the wants directories.
-
-    systemd cannot list enabled template instances (ListUnitFiles shows only the template) and
-    GetUnitFileState per instance costs ~3 ms each; the symlinks are the source of truth anyway.
-    """
-    found: set[str] = set()
-    for base in unit_dirs(user):
-        try:
-            wants = [d for d in base.iterdir() if d.name.endswith((".wants", ".requires"))]
-        except OSError:
-            continue
-        for d in wants:
-            try:
-                for link in d.iterdir():
-                    name = instance_of(link.name)
-                    if name:
-                        found.add(name)
-            except OSError:
-                continue
-    return found
-

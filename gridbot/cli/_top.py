@@ -18,6 +18,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Static
 
 from .. import _view
+from .._units import unit_name
 from . import _render as r
 
 # column -> record key it sorts by
@@ -95,7 +96,7 @@ class Top(App):
 
     # -- drawing ---------------------------------------------------------------------------------
     def _fit_columns(self) -> list[str]:
-        from .commands import LIST_DROP, LIST_HEADERS
+        from ._views import LIST_DROP, LIST_HEADERS
 
         rows = list(self.cells.values())
         widths = [max([len(h)] + [len(c[i]) for c in rows if len(c) > i]) + 1 for i, h in enumerate(LIST_HEADERS)]
@@ -103,7 +104,7 @@ class Top(App):
         return [LIST_HEADERS[i] for i in keep]
 
     def _draw_table(self) -> None:
-        from .commands import LIST_HEADERS, list_styles
+        from ._views import LIST_HEADERS, list_styles
 
         table = self.query_one("#fleet", DataTable)
         cols = self._fit_columns()
@@ -187,7 +188,7 @@ class Top(App):
 
 def journal_tail(user: bool) -> Callable[[str], list[str]]:
     def tail(name: str) -> list[str]:
-        cmd = ["journalctl", "--user" if user else "--system", "-u", f"gridbot@{name}.service", "-n", "12",
+        cmd = ["journalctl", "--user" if user else "--system", "-u", unit_name(name, checked=False), "-n", "12",
                "--no-pager", "-o", "short-iso", "-q"]
         try:
             out = subprocess.run(cmd, capture_output=True, text=True, timeout=5)

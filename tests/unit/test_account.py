@@ -347,7 +347,7 @@ def user_ctx(tmp_path, monkeypatch):
     monkeypatch.delenv("GRIDBOT_ACCOUNTS_DIR", raising=False)
     (tmp_path / "conf").mkdir()
     states = {}
-    monkeypatch.setattr(fleet, "_unit_state", lambda ctx, name: states.get(name, "inactive"))
+    monkeypatch.setattr(fleet.removal, "_unit_state", lambda ctx, name: states.get(name, "inactive"))
     ctx = fleet.Context(user=True)
     return ctx, states
 
