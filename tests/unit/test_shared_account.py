@@ -454,8 +454,9 @@ def test_many_instances_on_one_account_books_sum_to_the_account(scenario):
         mp.setenv("GRIDBOT_CONFIG_DIR", str(tmp / "conf"))
         mp.delenv("GRIDBOT_ACCOUNTS_DIR", raising=False)
         from gridbot import fleet
+        from gridbot.fleet import removal
 
-        mp.setattr(fleet, "_unit_state", lambda ctx, name: "inactive")  # no systemd here: the bots run in-process
+        mp.setattr(removal, "_unit_state", lambda ctx, name: "inactive")  # no systemd here: the bots run in-process
         ctx = fleet.Context(user=True)
         root = account.accounts_root(ctx.state_root)
         fake = FakeBackpack(PUB, markets=MARKETS, prices=dict(START), balances=dict(USER))
