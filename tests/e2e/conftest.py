@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import sdbox  # noqa: E402
+from gridbot_testsupport import sdbox
 
 
 def paper_config(low: float = 100, high: float = 200, levels: int = 10, **extra) -> str:

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-import sdbox
+from gridbot_testsupport import sdbox
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -39,7 +39,7 @@ def keys(box):
     api_key, api_secret = keypair()
     box.put("/root/fake-acc.json", json.dumps({"price": "150", "balances": {"SOL": "10", "USDC": "10000"}}))
     box.run(["systemd-run", "--unit=fakebp-acc", "--property=Environment=PYTHONDONTWRITEBYTECODE=1",
-             "/opt/gridbot/bin/python", str(sdbox.ROOT / "tests" / "fake_backpack.py"), "--port", str(PORT),
+             "/opt/gridbot/bin/python", str(sdbox.ROOT / "tests" / "gridbot_testsupport" / "fake_backpack.py"), "--port", str(PORT),
              "--api-key", api_key, "--state", "/root/fake-acc.json"], check=True)
     for _ in range(100):
         if box.run(["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{PORT}"]).returncode == 0:

@@ -6,7 +6,7 @@ import base64
 import json
 import time
 
-import sdbox
+from gridbot_testsupport import sdbox
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -49,7 +49,7 @@ def test_live_instance_gets_keys_from_credentials_only(box):
     api_key, api_secret = keypair()
     box.put("/root/fake-setup.json", json.dumps({"price": "150", "balances": {"SOL": "10", "USDC": "10000"}}))
     box.run(["systemd-run", "--unit=fakebp", "--property=Environment=PYTHONDONTWRITEBYTECODE=1",
-             "/opt/gridbot/bin/python", str(sdbox.ROOT / "tests" / "fake_backpack.py"), "--port", str(PORT),
+             "/opt/gridbot/bin/python", str(sdbox.ROOT / "tests" / "gridbot_testsupport" / "fake_backpack.py"), "--port", str(PORT),
              "--api-key", api_key, "--state", "/root/fake-setup.json"], check=True)
     box.put("/etc/gridbot/bpx.json", live_config())
     try:
@@ -121,7 +121,7 @@ def test_disk_full_while_live_cancels_the_orders_and_fails_with_one_line(box):
     api_key, api_secret = keypair()
     box.put("/root/fake-full.json", json.dumps({"price": "150", "balances": {"SOL": "10", "USDC": "10000"}}))
     box.run(["systemd-run", "--unit=fakebp2", "--property=Environment=PYTHONDONTWRITEBYTECODE=1",
-             "/opt/gridbot/bin/python", str(sdbox.ROOT / "tests" / "fake_backpack.py"), "--port", str(port),
+             "/opt/gridbot/bin/python", str(sdbox.ROOT / "tests" / "gridbot_testsupport" / "fake_backpack.py"), "--port", str(port),
              "--api-key", api_key, "--state", "/root/fake-full.json"], check=True)
     box.put(f"/etc/gridbot/{name}.json", live_config().replace(str(PORT), str(port)))
     box.sh(f"mkdir -p {real} && mount -t tmpfs -o size=2M,mode=0700 tmpfs {real}", check=True)

@@ -9,7 +9,7 @@ import time
 
 import base64
 
-import sdbox
+from gridbot_testsupport import sdbox
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -55,7 +55,7 @@ def wait(cond, timeout: float, what: str):
 def start_fake(box, port: int, api_key: str) -> None:
     box.put("/root/fake-outage.json", json.dumps({"price": "150", "balances": {"SOL": "10", "USDC": "10000"}}))
     box.run(["systemd-run", "--unit=fakebpo", "--property=Environment=PYTHONDONTWRITEBYTECODE=1",
-             "/opt/gridbot/bin/python", str(sdbox.ROOT / "tests" / "fake_backpack.py"), "--port", str(port),
+             "/opt/gridbot/bin/python", str(sdbox.ROOT / "tests" / "gridbot_testsupport" / "fake_backpack.py"), "--port", str(port),
              "--api-key", api_key, "--state", "/root/fake-outage.json"], check=True)
     wait(lambda: box.run(["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port}"]).returncode == 0, 20, "the fake")
 

@@ -230,7 +230,7 @@ def test_a_live_grid_change_asks_first_refuses_without_a_terminal_and_yes_applie
             "qty_per_level": 0.1, "backpack": {"base_url": f"http://127.0.0.1:{LIVE_PORT}", "poll_interval_s": 0.5}}
     box.put("/root/fake-chg.json", json.dumps({"price": "150", "balances": {"SOL": "10", "USDC": "10000"}}))
     box.run(["systemd-run", "--unit=fakebp-chg", "--property=Environment=PYTHONDONTWRITEBYTECODE=1",
-             "/opt/gridbot/bin/python", f"{box_root()}/tests/fake_backpack.py", "--port", str(LIVE_PORT),
+             "/opt/gridbot/bin/python", f"{box_root()}/tests/gridbot_testsupport/fake_backpack.py", "--port", str(LIVE_PORT),
              "--api-key", api_key, "--state", "/root/fake-chg.json"], check=True)
     box.put("/etc/gridbot/chg_live.json", json.dumps(live))
     try:
@@ -257,5 +257,5 @@ def test_a_live_grid_change_asks_first_refuses_without_a_terminal_and_yes_applie
 
 
 def box_root() -> str:
-    import sdbox
+    from gridbot_testsupport import sdbox
     return str(sdbox.ROOT)

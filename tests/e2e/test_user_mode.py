@@ -35,5 +35,5 @@ def test_user_mode_start_list_stop(box, wheels):
 
 
 def box_root() -> str:
-    import sdbox
+    from gridbot_testsupport import sdbox
     return str(sdbox.ROOT)
