@@ -9,17 +9,15 @@ from decimal import Decimal as D
 import pytest
 
 from gridbot_testsupport import wait_until
-from gridbot_testsupport._fake_account import MarketSpec
-from gridbot_testsupport.fake_backpack import DEFAULT_MARKETS, FakeBackpack
+from gridbot_testsupport.fake_backpack import FakeBackpack
 
 from .conftest import PUB, SECRET, keys, posts, reaped, runner_env, sigterm
 
 
 @pytest.fixture
 def fake():
-    btc = MarketSpec("BTC_USDC", "BTC", "USDC", D("0.1"), D("0.0001"), D("0.0001"), None, None)
-    with FakeBackpack(PUB, markets=(*DEFAULT_MARKETS, btc), prices={"SOL_USDC": D(150), "BTC_USDC": D(60000)},
-                      balances={"SOL": D(10), "USDC": D(10000), "USDT": D(10000)}) as f:
+    """The account of the adapter's own tests (tests/unit/test_backpack.py): the bot holds SOL already."""
+    with FakeBackpack(PUB, prices={"SOL_USDC": D(150)}, balances={"SOL": D(10), "USDC": D(10000), "USDT": D(10000)}) as f:
         yield f
 
 
