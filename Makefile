@@ -17,7 +17,8 @@ demo-stop:
 test: setup
 	.venv/bin/python -m pytest -q tests
 
-# unit tests only, for a quick local loop (CI always runs `make test`)
+# unit and bot tests (tests/unit, tests/bot): all but the real-systemd ones, for a quick local loop
+# (CI always runs `make test`)
 test-fast: setup
 	.venv/bin/python -m pytest -q -m "not e2e" tests
 

@@ -6,16 +6,12 @@ orders are created as in a live run. Prints figures; asserts nothing.
 """
 from __future__ import annotations
 
-import sys
 import time
 from decimal import Decimal
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from gridbot import strategy as st  # noqa: E402
-from gridbot.exchange.paper import PriceStream  # noqa: E402
-from gridbot.grid import price_lines, tick_levels  # noqa: E402
+from gridbot import strategy as st
+from gridbot.exchange.paper import PriceStream
+from gridbot.grid import price_lines, tick_levels
 
 N_TICKS = 1_000_000
 ZERO = Decimal(0)

@@ -1,6 +1,6 @@
 """`make bench`: gridbot's figures on this machine, printed as ratios measured in one run.
 
-Boots a throw-away real systemd (tests/sdbox.py), installs gridbot with packaging/install.sh,
+Boots a throw-away real systemd (tests/gridbot_testsupport/sdbox.py), installs gridbot with packaging/install.sh,
 creates paper configs and measures; prints a table per section and writes bench/results.md.
 Asserts nothing. Sections (default: all; pick with --only, e.g. ``--only list,cold``):
 
@@ -33,8 +33,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-import sdbox  # noqa: E402
+from gridbot_testsupport import sdbox  # noqa: E402
 
 SECTIONS = ("cold", "list", "start", "sandbox", "instance", "strategy")
 GB = "/usr/local/bin/gridbot"
@@ -178,7 +177,7 @@ class Bench:
                 ("load average at start (1/5/15 min)", " ".join(Path("/proc/loadavg").read_text().split()[:3]))]
         print("gridbot benchmarks: " + "; ".join(f"{k} {v}" for k, v in info), flush=True)
         self.head += ["# gridbot benchmark results", "", "Written by `make bench` (bench/run.py); figures from one run on "
-                      "one machine, in a throw-away systemd-nspawn container (tests/sdbox.py).", ""]
+                      "one machine, in a throw-away systemd-nspawn container (tests/gridbot_testsupport/sdbox.py).", ""]
         self.head += [f"- {k}: {v}" for k, v in info]
 
     def bench_cold(self) -> None:

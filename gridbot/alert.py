@@ -25,7 +25,9 @@ EX_CONFIG = 78
 
 
 def _props(unit: str) -> dict[str, str]:
-    out = subprocess.run(["systemctl", "show", unit, "-p", "Result", "-p", "ExecMainStatus", "-p", "NRestarts",
+    # the per-user alert unit sets GRIDBOT_USER=1 (packaging/user_units.py): its instance is the user manager's
+    user = ["--user"] if os.environ.get("GRIDBOT_USER", "").lower() in ("1", "true", "yes") else []
+    out = subprocess.run(["systemctl", *user, "show", unit, "-p", "Result", "-p", "ExecMainStatus", "-p", "NRestarts",
                           "-p", "StartLimitBurst", "-p", "ActiveState"],
                          capture_output=True, text=True, timeout=20, check=False).stdout
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)

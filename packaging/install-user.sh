@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install gridbot for the current user, no root needed: a venv in ~/.local/share/gridbot/venv,
-# ~/.local/bin/gridbot, and the user units in ~/.config/systemd/user. Then use `gridbot --user …`.
+# ~/.local/bin/gridbot, and the user units in ~/.config/systemd/user (made from systemd/ by
+# packaging/user_units.py). Then use `gridbot --user …`.
 # For bots that run while you are logged out: `sudo loginctl enable-linger $USER` (once).
 # Usage: ./packaging/install-user.sh [--wheels DIR]
 set -eu
@@ -20,6 +21,7 @@ else
 fi
 mkdir -p "$HOME/.local/bin" "$UNITS" "$CONF"
 ln -sfn "$DATA/venv/bin/gridbot" "$HOME/.local/bin/gridbot"
-install -m 0644 "$SRC/systemd/user/gridbot@.service" "$SRC/systemd/user/gridbot.target" "$UNITS/"
+# the user units, made from the system units (what a user manager cannot do left out, OnFailure= kept)
+"$PYTHON" "$SRC/packaging/user_units.py" "$SRC/systemd" "$UNITS" --prefix "$DATA/venv"
 systemctl --user daemon-reload 2>/dev/null || echo "install-user.sh: no user manager running now; run 'systemctl --user daemon-reload' later" >&2
 echo "gridbot installed for $(id -un): configs in $CONF/NAME.json, then: gridbot --user start NAME"

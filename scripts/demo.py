@@ -11,10 +11,8 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-import sdbox  # noqa: E402
+from gridbot_testsupport import sdbox
 
 STATE = sdbox.CACHE / "demo.json"
 

@@ -31,4 +31,8 @@ if [ ! -f "$stamp" ]; then
         || { cat .cache/setup.log >&2; exit 1; }
     touch "$stamp"
 fi
+# the shared test support (tests/gridbot_testsupport) for scripts/ and bench/ too: a .pth file naming tests/ (no path edits in the scripts)
+# (pytest finds it through pyproject's pythonpath)
+site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "$(pwd)/tests" > "$site/gridbot_testsupport.pth"
 echo "setup: ok ($(.venv/bin/gridbot --version))"

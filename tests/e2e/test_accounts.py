@@ -4,25 +4,16 @@ first alone; a live instance whose state was lost refuses until `gridbot reset`,
 start clean; bad input to reset is one line, a non-zero exit and no change."""
 from __future__ import annotations
 
-import base64
 import json
 import time
 
 import pytest
 
-import sdbox
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from .conftest import keypair, start_fake_backpack
 
 PORT = 28417  # the container shares the host network: a port no other test uses
 # (the range sits inside Backpack's price band, 0.75-1.25 x 150, as the fake enforces it)
 ACCOUNTS = "/var/lib/gridbot/.accounts"
-
-
-def keypair() -> tuple[str, str]:
-    priv = Ed25519PrivateKey.generate()
-    pub = priv.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    return base64.b64encode(pub).decode(), base64.b64encode(priv.private_bytes_raw()).decode()
 
 
 def live_config(account: str = "main", **extra) -> str:
@@ -37,14 +28,7 @@ def live_config(account: str = "main", **extra) -> str:
 def keys(box):
     """One fake Backpack account; every instance of these tests trades on it with the same key."""
     api_key, api_secret = keypair()
-    box.put("/root/fake-acc.json", json.dumps({"price": "150", "balances": {"SOL": "10", "USDC": "10000"}}))
-    box.run(["systemd-run", "--unit=fakebp-acc", "--property=Environment=PYTHONDONTWRITEBYTECODE=1",
-             "/opt/gridbot/bin/python", str(sdbox.ROOT / "tests" / "fake_backpack.py"), "--port", str(PORT),
-             "--api-key", api_key, "--state", "/root/fake-acc.json"], check=True)
-    for _ in range(100):
-        if box.run(["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{PORT}"]).returncode == 0:
-            break
-        time.sleep(0.1)
+    start_fake_backpack(box, "fakebp-acc", PORT, api_key, "/root/fake-acc.json")
     yield json.dumps({"api_key": api_key, "api_secret": api_secret})
     box.sh("systemctl stop fakebp-acc.service; systemctl reset-failed fakebp-acc.service")
 

@@ -6,19 +6,8 @@ import json
 import re
 import time
 
-from .conftest import paper_config
+from .conftest import paper_config, wait_for
 from .test_bad_input import assert_clean_error, snapshot
-
-
-def wait_for(pred, timeout=20.0, every=0.2, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met in {timeout} s")
-        time.sleep(every)
 
 
 def active(box, name) -> str:

@@ -2,13 +2,10 @@
 against the fake Backpack server (base_url points at it), never in argv, environment or journal."""
 from __future__ import annotations
 
-import base64
 import json
 import time
 
-import sdbox
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from .conftest import keypair, start_fake_backpack
 
 
 
@@ -22,13 +19,6 @@ def _free_port() -> int:
 
 
 PORT = _free_port()
-
-
-def keypair() -> tuple[str, str]:
-    priv = Ed25519PrivateKey.generate()
-    seed = priv.private_bytes_raw()
-    pub = priv.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    return base64.b64encode(pub).decode(), base64.b64encode(seed).decode()
 
 
 def live_config() -> str:
@@ -47,10 +37,7 @@ def fake_state(box) -> dict:
 
 def test_live_instance_gets_keys_from_credentials_only(box):
     api_key, api_secret = keypair()
-    box.put("/root/fake-setup.json", json.dumps({"price": "150", "balances": {"SOL": "10", "USDC": "10000"}}))
-    box.run(["systemd-run", "--unit=fakebp", "--property=Environment=PYTHONDONTWRITEBYTECODE=1",
-             "/opt/gridbot/bin/python", str(sdbox.ROOT / "tests" / "fake_backpack.py"), "--port", str(PORT),
-             "--api-key", api_key, "--state", "/root/fake-setup.json"], check=True)
+    start_fake_backpack(box, "fakebp", PORT, api_key, "/root/fake-setup.json")
     box.put("/etc/gridbot/bpx.json", live_config())
     try:
         # no credentials yet: refused before anything starts
@@ -68,10 +55,6 @@ def test_live_instance_gets_keys_from_credentials_only(box):
         assert "LoadCredentialEncrypted=backpack:/etc/gridbot/credentials/bpx.cred" in dropin
         assert json.loads(box.gridbot("info", "bpx", "--json", check=True).stdout)["credentials"] == "present"
 
-        for _ in range(50):  # the fake server was started asynchronously
-            if box.run(["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{PORT}"]).returncode == 0:
-                break
-            time.sleep(0.1)
         r = box.gridbot("start", "bpx")
         assert r.returncode == 0, r.stderr + box.gridbot("logs", "bpx", "-n", "30").stdout
 
@@ -119,10 +102,7 @@ def test_disk_full_while_live_cancels_the_orders_and_fails_with_one_line(box):
     venue (no order left unattended), and the bot fails with one line naming the cause."""
     port, name, real = 18998, "bpfull", "/var/lib/private/gridbot/bpfull"
     api_key, api_secret = keypair()
-    box.put("/root/fake-full.json", json.dumps({"price": "150", "balances": {"SOL": "10", "USDC": "10000"}}))
-    box.run(["systemd-run", "--unit=fakebp2", "--property=Environment=PYTHONDONTWRITEBYTECODE=1",
-             "/opt/gridbot/bin/python", str(sdbox.ROOT / "tests" / "fake_backpack.py"), "--port", str(port),
-             "--api-key", api_key, "--state", "/root/fake-full.json"], check=True)
+    start_fake_backpack(box, "fakebp2", port, api_key, "/root/fake-full.json")
     box.put(f"/etc/gridbot/{name}.json", live_config().replace(str(PORT), str(port)))
     box.sh(f"mkdir -p {real} && mount -t tmpfs -o size=2M,mode=0700 tmpfs {real}", check=True)
     call = ("import json, sys, urllib.request as u; m, path, body = sys.argv[1:4]; "
@@ -133,10 +113,6 @@ def test_disk_full_while_live_cancels_the_orders_and_fails_with_one_line(box):
     try:
         r = box.gridbot("credentials", "set", name, input=json.dumps({"api_key": api_key, "api_secret": api_secret}))
         assert r.returncode == 0, r.stderr
-        for _ in range(50):
-            if box.run(["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port}"]).returncode == 0:
-                break
-            time.sleep(0.1)
         r = box.gridbot("start", name)
         assert r.returncode == 0, r.stderr + box.gridbot("logs", name, "-n", "30").stdout
         before = venue()["open_orders"]

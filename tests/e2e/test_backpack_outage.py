@@ -7,20 +7,11 @@ from __future__ import annotations
 import json
 import time
 
-import base64
 
-import sdbox
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from .conftest import keypair, start_fake_backpack
 
 NAME = "bpo"
 UNIT = f"gridbot@{NAME}.service"
-
-
-def keypair() -> tuple[str, str]:
-    priv = Ed25519PrivateKey.generate()
-    pub = priv.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    return base64.b64encode(pub).decode(), base64.b64encode(priv.private_bytes_raw()).decode()
 
 
 def free_port(box) -> int:
@@ -53,11 +44,7 @@ def wait(cond, timeout: float, what: str):
 
 
 def start_fake(box, port: int, api_key: str) -> None:
-    box.put("/root/fake-outage.json", json.dumps({"price": "150", "balances": {"SOL": "10", "USDC": "10000"}}))
-    box.run(["systemd-run", "--unit=fakebpo", "--property=Environment=PYTHONDONTWRITEBYTECODE=1",
-             "/opt/gridbot/bin/python", str(sdbox.ROOT / "tests" / "fake_backpack.py"), "--port", str(port),
-             "--api-key", api_key, "--state", "/root/fake-outage.json"], check=True)
-    wait(lambda: box.run(["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port}"]).returncode == 0, 20, "the fake")
+    start_fake_backpack(box, "fakebpo", port, api_key, "/root/fake-outage.json")
 
 
 def test_live_instance_waits_for_the_exchange_stops_at_once_and_rides_out_an_outage(box):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-import sdbox
+from gridbot_testsupport import sdbox
 
 from .conftest import paper_config
 

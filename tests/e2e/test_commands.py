@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import re
 
-from .conftest import paper_config
+from .conftest import keypair, paper_config, start_fake_backpack, wait_for
 from .test_bad_input import snapshot
-from .test_lifecycle import active, wait_for
+from .test_lifecycle import active
 
 
 def exists(box, path: str) -> bool:
@@ -223,20 +223,14 @@ LIVE_PORT = 18998
 
 
 def test_a_live_grid_change_asks_first_refuses_without_a_terminal_and_yes_applies(box):
-    from .test_backpack_live import keypair
-
     api_key, api_secret = keypair()
     live = {"exchange": "backpack", "symbol": "SOL_USDC", "lower_price": 100, "upper_price": 200, "levels": 10,
             "qty_per_level": 0.1, "backpack": {"base_url": f"http://127.0.0.1:{LIVE_PORT}", "poll_interval_s": 0.5}}
-    box.put("/root/fake-chg.json", json.dumps({"price": "150", "balances": {"SOL": "10", "USDC": "10000"}}))
-    box.run(["systemd-run", "--unit=fakebp-chg", "--property=Environment=PYTHONDONTWRITEBYTECODE=1",
-             "/opt/gridbot/bin/python", f"{box_root()}/tests/fake_backpack.py", "--port", str(LIVE_PORT),
-             "--api-key", api_key, "--state", "/root/fake-chg.json"], check=True)
     box.put("/etc/gridbot/chg_live.json", json.dumps(live))
     try:
+        start_fake_backpack(box, "fakebp-chg", LIVE_PORT, api_key, "/root/fake-chg.json")
         box.gridbot("credentials", "set", "chg_live", input=json.dumps({"api_key": api_key, "api_secret": api_secret}),
                     check=True)
-        wait_for(lambda: box.run(["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{LIVE_PORT}"]).returncode == 0)
         box.gridbot("start", "chg_live", check=True)
         pid = box.show("gridbot@chg_live.service", "MainPID")["MainPID"]
         box.put("/etc/gridbot/chg_live.json", json.dumps({**live, "levels": 8}))
@@ -254,8 +248,3 @@ def test_a_live_grid_change_asks_first_refuses_without_a_terminal_and_yes_applie
         box.sh("systemctl stop gridbot@chg_live.service fakebp-chg.service; systemctl reset-failed gridbot@chg_live.service; "
                "rm -f /etc/gridbot/chg_live.json /etc/gridbot/credentials/chg_live.*; "
                "rm -rf /etc/systemd/system/gridbot@chg_live.service.d; systemctl daemon-reload")
-
-
-def box_root() -> str:
-    import sdbox
-    return str(sdbox.ROOT)

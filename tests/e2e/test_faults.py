@@ -7,6 +7,7 @@ test (Restart=, WatchdogSec=, StartLimit*, OnFailure=) are the shipped template'
 """
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -15,17 +16,10 @@ import time
 import pytest
 
 from .conftest import paper_config
+from .conftest import wait_for as _wait_for
 
 
-def wait_for(pred, timeout=30.0, every=0.2, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not met in {timeout} s")
-        time.sleep(every)
+wait_for = functools.partial(_wait_for, timeout=30.0)  # these wait for restarts: longer than the default
 
 
 def unit(name: str) -> str:

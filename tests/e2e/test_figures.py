@@ -2,24 +2,16 @@
 bot's own accounting), a TOTAL row per quote, whole when piped, readable by a plain user."""
 from __future__ import annotations
 
+import functools
 import json
 import socket
-import time
 from decimal import Decimal as D
 
 from .conftest import paper_config
+from .conftest import wait_for as _wait_for
 
 Q8 = D("0.00000001")
-
-
-def wait_for(pred, timeout=30.0, every=0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
+wait_for = functools.partial(_wait_for, timeout=30.0, every=0.3)  # figures are published every 2 s at most
 
 
 def listing(box, user=None) -> dict:

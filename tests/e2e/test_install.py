@@ -2,7 +2,7 @@
 unless --purge."""
 from __future__ import annotations
 
-import sdbox
+from gridbot_testsupport import sdbox
 
 from .conftest import paper_config
 

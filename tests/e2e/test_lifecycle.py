@@ -2,19 +2,8 @@
 from __future__ import annotations
 
 import json
-import time
 
-from .conftest import paper_config
-
-
-def wait_for(pred, timeout=20.0, every=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
+from .conftest import paper_config, wait_for
 
 
 def active(box, name) -> str:

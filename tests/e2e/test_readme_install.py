@@ -17,7 +17,7 @@ import re
 import shlex
 import subprocess
 
-import sdbox
+from gridbot_testsupport import sdbox
 
 README = sdbox.ROOT / "README.md"
 

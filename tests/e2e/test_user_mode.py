@@ -28,6 +28,11 @@ def test_user_mode_start_list_stop(box, wheels):
     assert r.returncode == 0, r.stderr
     r = box.run(["gridbot", "status", "mine"], user="solo", env=env)  # the system manager has no 'mine'
     assert r.returncode == 5
+    # the units are made from the system ones (packaging/user_units.py): OnFailure= reaches a user alert unit
+    show = lambda unit, prop: box.run(["systemctl", "--user", "show", unit, "-P", prop], user="solo",  # noqa: E731
+                                      env=env).stdout.strip()
+    assert show("gridbot@mine.service", "OnFailure") == "gridbot-alert@mine.service"
+    assert show("gridbot-alert@mine.service", "LoadState") == "loaded"
     assert gb("stop", "mine").returncode == 0
     assert gb("status", "mine").returncode == 3
     # the system manager is not touched
@@ -35,5 +40,5 @@ def test_user_mode_start_list_stop(box, wheels):
 
 
 def box_root() -> str:
-    import sdbox
+    from gridbot_testsupport import sdbox
     return str(sdbox.ROOT)

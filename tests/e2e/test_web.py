@@ -5,17 +5,14 @@ from __future__ import annotations
 import json
 import re
 import socket
-import sys
 import time
 import urllib.error
 import urllib.request
 from decimal import Decimal as D
-from pathlib import Path
+
+from gridbot_testsupport import browser
 
 from .conftest import paper_config
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import browser  # noqa: E402
 
 
 def wait_for(pred, timeout=30.0, every=0.5):

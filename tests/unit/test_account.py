@@ -4,7 +4,6 @@ lost state that never starts silently."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import signal
@@ -12,7 +11,6 @@ import stat
 import subprocess
 import sys
 import textwrap
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -290,110 +288,3 @@ def test_state_is_empty():
     assert not account.state_is_empty(Store(strategy={}))
     assert not account.state_is_empty(Store(orders=[1]))
     assert not account.state_is_empty(Store(fills=1))
-
-
-# -- through the bot process --------------------------------------------------------------------
-SECRET = base64.b64encode(bytes(range(32))).decode()
-
-
-def _run_bot(tmp_path, name, root):
-    from gridbot.exchange import _sign
-
-    conf = tmp_path / "conf"
-    conf.mkdir(exist_ok=True)
-    (conf / f"{name}.json").write_text(live().model_dump_json(by_alias=True, exclude_none=True))
-    creds = tmp_path / "creds"
-    creds.mkdir(exist_ok=True)
-    pub = _sign.public_key_b64(_sign.load_private_key(SECRET))
-    (creds / "backpack").write_text(json.dumps({"api_key": pub, "api_secret": SECRET}))
-    env = {**os.environ, "GRIDBOT_CONFIG_DIR": str(conf), "GRIDBOT_STATE_DIR": str(tmp_path / "state"),
-           "GRIDBOT_ACCOUNTS_DIR": str(root), "CREDENTIALS_DIRECTORY": str(creds)}
-    env.pop("NOTIFY_SOCKET", None)
-    env.pop("STATE_DIRECTORY", None)
-    t0 = time.monotonic()
-    r = subprocess.run([sys.executable, "-m", "gridbot.runner", name], env=env, capture_output=True, text=True,
-                       timeout=60, cwd=ROOT)
-    return r, time.monotonic() - t0
-
-
-def test_bot_refuses_a_held_symbol_with_exit_78_and_one_line(tmp_path, root):
-    with claim("first", live(), root):
-        r, _ = _run_bot(tmp_path, "second", root)
-    assert r.returncode == 78, r.stderr
-    lines = r.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("<3>not starting: ") and "instance first" in lines[0], r.stderr
-    assert not (tmp_path / "state" / "second").exists()  # refused before opening anything
-
-
-def test_bot_with_a_lost_state_refuses_naming_reset(tmp_path, root):
-    with claim("bot", live(), root) as c:
-        c.new_epoch()  # it traded before; its state is gone now
-    r, _ = _run_bot(tmp_path, "bot", root)
-    assert r.returncode == 78, r.stderr
-    lines = r.stderr.splitlines()
-    assert len(lines) == 1 and "run `gridbot reset bot`" in lines[0], r.stderr
-    assert account.history(root, "backpack", "main", "bot")["epochs"] == [1]
-    with claim("other", live(), root):  # the refused bot let go of its lock
-        pass
-
-
-# -- gridbot reset, below the CLI (systemd stubbed) ---------------------------------------------
-@pytest.fixture
-def user_ctx(tmp_path, monkeypatch):
-    from gridbot import fleet
-
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setenv("GRIDBOT_CONFIG_DIR", str(tmp_path / "conf"))
-    monkeypatch.delenv("GRIDBOT_ACCOUNTS_DIR", raising=False)
-    (tmp_path / "conf").mkdir()
-    states = {}
-    monkeypatch.setattr(fleet.removal, "_unit_state", lambda ctx, name: states.get(name, "inactive"))
-    ctx = fleet.Context(user=True)
-    return ctx, states
-
-
-def test_reset_clears_state_retires_epochs_and_refuses_a_running_instance(user_ctx):
-    from gridbot import fleet
-    from gridbot.errors import UsageError
-
-    ctx, states = user_ctx
-    (ctx.config_dir / "bot.json").write_text(live().model_dump_json(by_alias=True, exclude_none=True))
-    root = account.accounts_root(ctx.state_root)
-    assert root == ctx.state_root / ".accounts"  # beside the instances' state directories
-    state = ctx.state_root / "bot"
-    (state / "sub").mkdir(parents=True)
-    (state / "gridbot.sqlite").write_text("x")
-    with claim("bot", live(), root) as c:
-        e = c.new_epoch()
-        with pytest.raises(UsageError, match=r"bot is running \(pid"):  # running outside systemd
-            fleet.reset_plan(ctx, "bot")
-    states["bot"] = "active"
-    with pytest.raises(UsageError, match="stop it first"):
-        fleet.reset_plan(ctx, "bot")
-    assert sorted(p.name for p in state.iterdir()) == ["gridbot.sqlite", "sub"]
-    assert account.history(root, "backpack", "main", "bot")["epochs"] == [e]  # nothing changed
-    states["bot"] = "inactive"
-    plan = fleet.reset_plan(ctx, "bot")
-    assert plan.live and plan.epochs == (e,) and plan.state_entries == ["gridbot.sqlite", "sub"]
-    states["bot"] = "activating"  # started between the question and the answer
-    with pytest.raises(UsageError, match="started meanwhile"):
-        fleet.reset_apply(ctx, plan)
-    assert (state / "gridbot.sqlite").exists()
-    states["bot"] = "inactive"
-    done = fleet.reset_apply(ctx, plan)
-    assert state.is_dir() and not list(state.iterdir())
-    assert any(f"epochs {e} retired" in d for d in done) and any("--user start bot" in d for d in done)
-    h = account.history(root, "backpack", "main", "bot")
-    assert h["epochs"] == [] and h["cancel_on_start"] == {"symbol": "SOL_USDC", "epochs": [e]}
-
-
-def test_reset_of_a_paper_instance_only_clears_its_state(user_ctx):
-    from gridbot import fleet
-
-    ctx, _ = user_ctx
-    (ctx.config_dir / "pap.json").write_text(live(exchange="paper").model_dump_json(by_alias=True, exclude_none=True))
-    (ctx.state_root / "pap").mkdir(parents=True)
-    (ctx.state_root / "pap" / "gridbot.sqlite").write_text("x")
-    done = fleet.reset_apply(ctx, fleet.reset_plan(ctx, "pap"))
-    assert done[0].startswith("state cleared: removed 1 entry") and len(done) == 2
-    assert not (ctx.state_root / ".accounts").exists()

@@ -1,4 +1,4 @@
-"""The real Backpack adapter against the fake Backpack server (tests/fake_backpack.py) on 127.0.0.1."""
+"""The real Backpack adapter against the fake Backpack server (tests/gridbot_testsupport/fake_backpack.py) on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
@@ -20,9 +20,9 @@ from gridbot.exchange.backpack import BackpackExchange, parse_order
 from gridbot.exchange.base import Market, OrderStatus, Side
 from gridbot.models import GridConfig
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _fake_account import MarketSpec  # noqa: E402
-from fake_backpack import DEFAULT_MARKETS, FakeBackpack, expected_string  # noqa: E402
+from gridbot_testsupport import fake_backpack, wait_until
+from gridbot_testsupport._fake_account import MarketSpec
+from gridbot_testsupport.fake_backpack import DEFAULT_MARKETS, FakeBackpack, expected_string
 
 SECRET = base64.b64encode(bytes(range(32))).decode()
 PUB = _sign.public_key_b64(_sign.load_private_key(SECRET))
@@ -773,7 +773,7 @@ def test_retry_after_http_date():
 
 def _spawn(state: Path):
     import subprocess
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve().parents[1] / "fake_backpack.py"),
+    proc = subprocess.Popen([sys.executable, fake_backpack.__file__,
                              "--port", "0", "--api-key", PUB, "--state", str(state)],
                             stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
@@ -828,11 +828,11 @@ def test_standalone_fake_keeps_state_across_restarts(tmp_path):
         assert httpx.post(url + "/_reveal").json() == {"revealed": 1}
         assert httpx.post(url + "/_market", json={"symbol": SYM, "state": "PostOnly"}).json()["orderBookState"] == "PostOnly"
         assert httpx.post(url + "/_down", json={"mode": "503"}).status_code == 200
-        assert _wait(lambda: httpx.get(url + "/api/v1/time").status_code == 503, 5)
+        assert wait_until(lambda: httpx.get(url + "/api/v1/time").status_code == 503, 5)
         httpx.post(url + "/_up")
         httpx.post(url + "/_down", json={"mode": "refuse", "for_s": 0.5})
-        assert _wait(lambda: _refused(url + "/api/v1/time"), 5), "the port still answers"
-        assert _wait(lambda: not _refused(url + "/api/v1/time"), 5), "the fake did not come back"
+        assert wait_until(lambda: _refused(url + "/api/v1/time"), 5), "the port still answers"
+        assert wait_until(lambda: not _refused(url + "/api/v1/time"), 5), "the fake did not come back"
     finally:
         proc.terminate()
         proc.wait(10)
@@ -864,70 +864,3 @@ def test_implements_every_exchange_method_with_the_same_parameters():
         mine = getattr(BackpackExchange, name)
         assert inspect.iscoroutinefunction(mine), name
         assert list(inspect.signature(mine).parameters) == list(inspect.signature(fn).parameters), name
-
-
-# --- the real runner trading through the adapter (same strategy and store as paper) ---------------
-
-def _runner_env(tmp_path: Path, base_url: str, creds: bytes | None) -> dict[str, str]:
-    import os
-    (tmp_path / "cfg").mkdir()
-    (tmp_path / "cfg" / "bp1.json").write_text(json.dumps({
-        "exchange": "backpack", "symbol": SYM, "lower_price": "140", "upper_price": "160", "levels": 4,
-        "qty_per_level": "0.1", "backpack": {"base_url": base_url, "poll_interval_s": 0.2}}))
-    run_dir = tmp_path / "run" / "gridbot@bp1.service"
-    run_dir.mkdir(parents=True)
-    if creds is not None:
-        (run_dir / "backpack").write_bytes(creds)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRIDBOT_", "CREDENTIALS_", "STATE_DIR", "NOTIFY"))}
-    env.update(GRIDBOT_CONFIG_DIR=str(tmp_path / "cfg"), GRIDBOT_STATE_DIR=str(tmp_path / "state"),
-               CREDENTIALS_DIRECTORY=str(run_dir), PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    return env
-
-
-def _wait(cond, timeout: float = 20.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def test_runner_trades_through_the_adapter(fake, tmp_path):
-    import signal
-    import subprocess
-    env = _runner_env(tmp_path, fake.base_url, json.dumps({"api_key": PUB, "api_secret": SECRET}).encode())
-    proc = subprocess.Popen([sys.executable, "-m", "gridbot.runner", "bp1"], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        assert _wait(lambda: len(fake.open_orders()) >= 4), "grid was not placed"
-        first = {o.client_id: o for o in fake.open_orders()}
-        assert {o.side for o in first.values()} == {"Bid", "Ask"}
-        limits = [p["params"] for p in posts(fake) if p["params"]["orderType"] == "Limit"]
-        assert limits and all(p["postOnly"] is True for p in limits)  # the only market order: buying the sells' base
-        best_buy = max(o.price for o in first.values() if o.side == "Bid")
-        fills = fake.set_price(best_buy)
-        assert len(fills) == 1
-        # the runner sees the fill through fills_since and places the counter-order one level up
-        assert _wait(lambda: any(o.client_id not in first and o.side == "Ask"
-                                 for o in fake.open_orders())), "no counter-order after the fill"
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0, out
-    assert fake.open_orders() == [], out  # on_stop=cancel went through the adapter too
-    assert SECRET not in out and PUB not in out
-
-
-def test_runner_without_credentials_refuses_to_start(fake, tmp_path):
-    import subprocess
-    env = _runner_env(tmp_path, fake.base_url, b"none")  # the SetCredential=backpack:none fallback
-    res = subprocess.run([sys.executable, "-m", "gridbot.runner", "bp1"], env=env, cwd=tmp_path,
-                         capture_output=True, text=True, timeout=60)
-    assert res.returncode == 78
-    assert "instance bp1 trades on backpack but has no credentials: run `sudo gridbot credentials set bp1`" in (
-        res.stdout + res.stderr)
-    assert [e for e in fake.log if e.get("authenticated")] == []

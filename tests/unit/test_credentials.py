@@ -95,15 +95,14 @@ def test_store_without_permission_is_permission_denied():
         d = top / "c"
         d.mkdir(mode=0o500)
         os.chmod(d, 0o500)
-        code = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})\n"
-                "from pathlib import Path\nfrom gridbot import credentials as cr\n"
+        code = ("from pathlib import Path\nfrom gridbot import credentials as cr\n"
                 "from gridbot.errors import PermissionDenied\n"
                 "try:\n"
                 f"    cr.store_keys('alpha', {KEY!r}, {SECRET!r}, Path({str(d)!r}), systemd_creds=None)\n"
                 "except PermissionDenied as e:\n    print('DENIED', e)\n")
         drop = (lambda: (os.setgid(65534), os.setuid(65534))) if os.geteuid() == 0 else None
         res = subprocess.run([sys.executable, "-"], input=code, preexec_fn=drop, capture_output=True, text=True,
-                             timeout=60)  # test keys on stdin: argv is world-readable
+                             cwd=Path(__file__).resolve().parents[2], timeout=60)  # gridbot from this checkout  # test keys on stdin: argv is world-readable
         assert res.stdout.startswith("DENIED cannot write credentials in"), res.stdout + res.stderr
         assert "sudo gridbot credentials set alpha" in res.stdout
         assert os.listdir(d) == []

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from gridbot import dashboard, figures as fg
+from gridbot_testsupport import browser
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import browser  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 

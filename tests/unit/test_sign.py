@@ -121,13 +121,9 @@ def test_window_bounds():
 
 
 # two independent implementations (the adapter's and the fake server's) agree on any params
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-
 from hypothesis import given, strategies as st  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fake_backpack import expected_string  # noqa: E402
+from gridbot_testsupport.fake_backpack import expected_string  # noqa: E402
 
 _keys = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=12)
 _vals = st.one_of(st.booleans(), st.integers(0, 2**32 - 1),

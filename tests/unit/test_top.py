@@ -9,10 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-from test_dashboard import write_fleet
-
 from gridbot.cli import commands
 from gridbot.cli._top import Top
+
+from .test_dashboard import write_fleet
 
 ROOT = Path(__file__).resolve().parents[2]
 

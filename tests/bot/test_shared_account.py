@@ -12,7 +12,6 @@ import asyncio
 import base64
 import os
 import shutil
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal as D
@@ -35,9 +34,8 @@ from gridbot.notify import Notifier
 from gridbot.runner import RESERVED_EPOCH, Bot
 from gridbot.store import OPEN, Store
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _fake_account import BID, MarketSpec  # noqa: E402
-from fake_backpack import DEFAULT_MARKETS, FakeBackpack, _Reply  # noqa: E402
+from gridbot_testsupport._fake_account import BID, MarketSpec
+from gridbot_testsupport.fake_backpack import DEFAULT_MARKETS, FakeBackpack, _Reply
 
 SECRET = base64.b64encode(bytes(range(32))).decode()
 PUB = _sign.public_key_b64(_sign.load_private_key(SECRET))

@@ -1,104 +1,23 @@
 """Issue 9: the grid heals itself on a real venue. The runner's ``Bot`` in-process, through the real
-Backpack adapter, against the fake Backpack server (tests/fake_backpack.py) and its side doors."""
+Backpack adapter, against the fake Backpack server (tests/gridbot_testsupport/fake_backpack.py) and its side doors."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
-import sys
 import time
 from decimal import Decimal as D
-from pathlib import Path
-from typing import Any, Callable
 
 import pytest
 
 from gridbot.bot import orders
 from gridbot import strategy as st
 from gridbot.exchange import _sign
-from gridbot.exchange.backpack import BackpackExchange
-from gridbot.models import GridConfig
 from gridbot.notify import Notifier
-from gridbot.runner import Bot
 from gridbot.status_http import StatusServer, metrics_text
-from gridbot.store import CANCELLED, OPEN, REJECTED, Store
+from gridbot.store import CANCELLED, REJECTED
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fake_backpack import FakeBackpack  # noqa: E402
-
-SECRET = base64.b64encode(bytes(range(32))).decode()
-PUB = _sign.public_key_b64(_sign.load_private_key(SECRET))
-OTHER_SECRET = base64.b64encode(bytes(range(100, 132))).decode()
-
-
-def config(url: str, **over: Any) -> GridConfig:
-    """4 levels on SOL_USDC: lines 140 145 150 155 160 around 150 (buys 140/145, sells 155/160)."""
-    d: dict[str, Any] = {"exchange": "backpack", "symbol": "SOL_USDC", "lower_price": "140", "upper_price": "160",
-                         "levels": 4, "qty_per_level": "0.5", "on_stop": "keep", "reconcile_interval_s": 60,
-                         "backpack": {"base_url": url, "poll_interval_s": 0.2}}
-    d.update(over)
-    return GridConfig.model_validate(d)
-
-
-@pytest.fixture
-def fake():
-    with FakeBackpack(PUB, balances={"SOL": D(0), "USDC": D(10000)}, prices={"SOL_USDC": D(150)}) as f:
-        yield f
-
-
-def make_bot(tmp: Path, fake: FakeBackpack, cfg: GridConfig | None = None, **adapter: Any) -> Bot:
-    adapter.setdefault("min_interval_s", 0)
-    adapter.setdefault("markets_ttl_s", 0)  # re-read market rules on every reconcile
-    adapter.setdefault("backoff_base_s", 0.01)
-    adapter.setdefault("max_retries", 1)
-    adapter.setdefault("timeout_s", 2.0)
-    cfg = cfg or config(fake.base_url)
-    ex = BackpackExchange(cfg, PUB, SECRET, **adapter)
-    (tmp / "cfg").mkdir(exist_ok=True)
-    epochs = iter(range(5, 1000))
-    b = Bot("t", cfg, Store.open(tmp), ex, Notifier(""), tmp / "cfg", lambda: next(epochs))
-    b.hold_base_s, b.retry_base_s = 0.05, 0.01
-    return b
-
-
-async def start(b: Bot) -> None:
-    import asyncio as aio
-
-    b._stop_event = aio.Event()
-    assert await b.start_up()
-
-
-def run(b: Bot, body: Callable[[], Any]) -> Any:
-    async def main() -> Any:
-        try:
-            return await body()
-        finally:
-            await b.ex.close()
-    return asyncio.run(main())
-
-
-def reconcile_due(b: Bot) -> None:
-    b._reconciled_at = -1e9
-
-
-def venue_ids(fake: FakeBackpack) -> list[int]:
-    return sorted(o.client_id for o in fake.open_orders())
-
-
-def posts(fake: FakeBackpack) -> list[dict]:
-    return [e["params"] for e in fake.log if e["method"] == "POST" and e["path"] == "/api/v1/order"]
-
-
-def books_agree(b: Bot, fake: FakeBackpack) -> None:
-    """The bot's live orders are exactly ours open on the venue, each once, at the prices it thinks."""
-    live = b.state.live()
-    venue = {o.client_id: o for o in fake.open_orders()}
-    assert sorted(live) == sorted(venue), (sorted(live), sorted(venue))
-    assert len(fake.open_orders()) == len(venue)  # no client id twice
-    for cid, (_g, side, price, _rest) in live.items():
-        assert venue[cid].price == price and venue[cid].side == ("Bid" if side is st.BUY else "Ask")
-    rows = {r.client_id for r in b.store.orders(OPEN)}
-    assert set(live) <= rows
+from .conftest import (OTHER_SECRET, Sock, books_agree, config, make_bot, posts, reaped,
+                       reconcile_due, run, sigterm, spawn_runner, start, venue_ids)
 
 
 # ------------------------------------------------------------------ 1. every answer understood
@@ -477,65 +396,16 @@ def test_start_waits_for_the_exchange_and_reports_ready_degraded_after_the_grace
     run(b, body)
 
 
-def _spawn(tmp_path: Path, fake: FakeBackpack, sock_path: str):
-    import json
-    import os
-    import subprocess
-
-    (tmp_path / "cfg").mkdir(exist_ok=True)
-    (tmp_path / "cfg" / "bp1.json").write_text(json.dumps({
-        "exchange": "backpack", "symbol": "SOL_USDC", "lower_price": "140", "upper_price": "160", "levels": 4,
-        "qty_per_level": "0.1", "backpack": {"base_url": fake.base_url, "poll_interval_s": 0.2}}))
-    run_dir = tmp_path / "creds"
-    run_dir.mkdir(exist_ok=True)
-    (run_dir / "backpack").write_text(json.dumps({"api_key": PUB, "api_secret": SECRET}))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRIDBOT_", "CREDENTIALS_", "STATE_DIR", "NOTIFY"))}
-    env.update(GRIDBOT_CONFIG_DIR=str(tmp_path / "cfg"), GRIDBOT_STATE_DIR=str(tmp_path / "state"),
-               CREDENTIALS_DIRECTORY=str(run_dir), NOTIFY_SOCKET=sock_path,
-               PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    return subprocess.Popen([sys.executable, "-m", "gridbot.runner", "bp1"], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-class Sock:
-    def __init__(self, path: str) -> None:
-        import socket
-
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.s.bind(path)
-        self.s.settimeout(0.2)
-        self.msgs: list[str] = []
-
-    def wait_for(self, text: str, timeout: float) -> str:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            try:
-                self.msgs.append(self.s.recv(65536).decode())
-            except OSError:
-                continue
-            if text in self.msgs[-1]:
-                return self.msgs[-1]
-        raise AssertionError(f"no {text!r} in {self.msgs}")
-
-
 @pytest.mark.parametrize("mode", ["refuse", "503"])
 def test_sigterm_while_waiting_for_the_exchange_exits_0_at_once_without_a_traceback(fake, tmp_path, mode):
-    import signal
-
     fake.go_down(mode)
     sock = Sock(str(tmp_path / "notify.sock"))
-    proc = _spawn(tmp_path, fake, str(tmp_path / "notify.sock"))
-    try:
+    with reaped(spawn_runner(tmp_path, fake, str(tmp_path / "notify.sock"))) as proc:
         sock.wait_for("STATUS=waiting for exchange", 40)
         time.sleep(0.5)  # inside the adapter's retries now
         t0 = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=10)
+        out = sigterm(proc, timeout=10)
         took = time.monotonic() - t0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 0, out
     assert took < 2.0, took
     assert "Traceback" not in out and "crashed" not in out
@@ -546,68 +416,17 @@ def test_sigterm_while_waiting_for_the_exchange_exits_0_at_once_without_a_traceb
 
 
 def test_a_bot_started_during_an_outage_trades_once_the_exchange_is_back(fake, tmp_path):
-    import signal
-
     fake.go_down("refuse")
     sock = Sock(str(tmp_path / "notify.sock"))
-    proc = _spawn(tmp_path, fake, str(tmp_path / "notify.sock"))
-    try:
+    with reaped(spawn_runner(tmp_path, fake, str(tmp_path / "notify.sock"))) as proc:
         sock.wait_for("STATUS=waiting for exchange: unreachable", 40)
         fake.come_up()
         ready = sock.wait_for("READY=1", 60)
         assert "4/4 orders" in ready and "DEGRADED" not in ready
         assert len(fake.open_orders()) == 4
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        out = sigterm(proc)
     assert proc.returncode == 0, out
     assert "Traceback" not in out and "exchange reachable again" in out
-
-
-# ------------------------------------------------------------------ 4. gridbot validate and the band
-
-def _validate(cfg_dir: Path, *args: str):
-    import os
-    import subprocess
-
-    env = {**os.environ, "GRIDBOT_CONFIG_DIR": str(cfg_dir)}
-    env.pop("CONFIGURATION_DIRECTORY", None)
-    return subprocess.run([sys.executable, "-m", "gridbot", "validate", *args], capture_output=True, text=True,
-                          env=env, timeout=60)
-
-
-def test_validate_warns_when_a_live_range_is_wider_than_todays_band(fake, tmp_path):
-    import json
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = s.getsockname()[1]
-    live = {"exchange": "backpack", "symbol": "SOL_USDC", "levels": 4, "qty_per_level": "0.1",
-            "backpack": {"base_url": fake.base_url}}
-    (tmp_path / "wide.json").write_text(json.dumps({**live, "lower_price": "100", "upper_price": "200"}))
-    (tmp_path / "fits.json").write_text(json.dumps({**live, "lower_price": "120", "upper_price": "180"}))
-    (tmp_path / "away.json").write_text(json.dumps({**live, "lower_price": "120", "upper_price": "180",
-                                                    "backpack": {"base_url": f"http://127.0.0.1:{dead}"}}))
-    r = _validate(tmp_path, "wide", "fits", "away", "--json")
-    assert r.returncode == 0, r.stderr
-    data = json.loads(r.stdout)
-    (w,) = data["wide"]["warnings"]
-    assert "wider than SOL_USDC's price band at today's price 150 (0.75..1.25 x: 112.5..187.5)" in w
-    assert "lower_price 100 is below 112.5" in w and "upper_price 200 is above 187.5" in w
-    assert data["fits"] == {"valid": True, "error": None}
-    (w,) = data["away"]["warnings"]
-    assert w.startswith("could not check SOL_USDC's price band") and "--offline" in w
-    fake.account.markets["SOL_USDC"].state = "PostOnly"
-    r = _validate(tmp_path, "fits")
-    assert r.returncode == 0 and "order book is PostOnly today: limit orders only" in r.stderr
-    assert not [e for e in fake.log if e.get("authenticated")]  # public data only, no keys
-    n = len(fake.log)
-    r = _validate(tmp_path, "wide", "--offline")
-    assert r.returncode == 0 and "warning" not in r.stderr and len(fake.log) == n
 
 
 def test_list_shows_a_degraded_bot_from_its_figures(fake, tmp_path):
@@ -632,30 +451,16 @@ def test_list_shows_a_degraded_bot_from_its_figures(fake, tmp_path):
 
 
 def test_a_bot_stopped_while_waiting_starts_again_and_is_not_taken_for_a_lost_state(fake, tmp_path):
-    import signal
-
     fake.go_down("503")
     sock = Sock(str(tmp_path / "notify.sock"))
     for attempt in range(2):  # the first start reserved an epoch on the account before the stop
-        proc = _spawn(tmp_path, fake, str(tmp_path / "notify.sock"))
-        try:
+        with reaped(spawn_runner(tmp_path, fake, str(tmp_path / "notify.sock"))) as proc:
             sock.wait_for("STATUS=waiting for exchange", 40)
-            proc.send_signal(signal.SIGTERM)
-            out, _ = proc.communicate(timeout=10)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+            out = sigterm(proc, timeout=10)
         assert proc.returncode == 0 and "missing or empty" not in out, out
     fake.come_up()
-    proc = _spawn(tmp_path, fake, str(tmp_path / "notify.sock"))
-    try:
+    with reaped(spawn_runner(tmp_path, fake, str(tmp_path / "notify.sock"))) as proc:
         sock.wait_for("READY=1", 60)
         assert len(fake.open_orders()) == 4
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        out = sigterm(proc)
     assert proc.returncode == 0, out

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import json
 import logging
-import sys
 from dataclasses import replace
 from decimal import Decimal as D
 from pathlib import Path
@@ -21,9 +20,7 @@ from gridbot.models import GridConfig
 from gridbot.notify import Notifier
 from gridbot.runner import START_SLACK_MS, Bot, paper_venue
 from gridbot.store import CANCELLED, CLOSED, FILLED, NOT_PLACED, OPEN, Store
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fake_backpack import FakeBackpack  # noqa: E402
+from gridbot_testsupport.fake_backpack import FakeBackpack
 
 SECRET = base64.b64encode(bytes(range(32))).decode()
 PUB = _sign.public_key_b64(_sign.load_private_key(SECRET))

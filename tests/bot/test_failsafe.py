@@ -14,6 +14,8 @@ from gridbot.exchange.factory import open_exchange
 from gridbot.notify import Notifier
 from gridbot.store import Store, StoreError
 
+from .conftest import BotProc, paper_config
+
 CFG = {"exchange": "paper", "symbol": "SOL_USDC", "lower_price": "140", "upper_price": "160", "levels": 10,
        "qty_per_level": "0.5", "paper": {"seed": 3, "price": {"start_price": "150", "volatility": 0.004,
                                                              "interval_s": 0.01}}}
@@ -57,12 +59,7 @@ def test_disk_full_stops_trading_applies_on_stop_and_fails_with_one_line(tmp_pat
 
 # -- item 3: a (re)start racing an editor's truncate-then-write -------------------------------------
 def test_bot_started_mid_write_reads_the_config_once_more(tmp_path):
-    import sys
     import time
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from test_runner import BotProc, paper_config
 
     b = BotProc(tmp_path, cfg="")  # truncated: the editor has not written yet
     try:
@@ -76,12 +73,6 @@ def test_bot_started_mid_write_reads_the_config_once_more(tmp_path):
 
 
 def test_bot_with_a_config_broken_for_good_still_exits_78(tmp_path):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from test_runner import BotProc
-
     b = BotProc(tmp_path, cfg='{"symbol": "SOL_USDC"}')
     try:
         b.start()

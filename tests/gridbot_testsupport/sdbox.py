@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache"
 WHEELS = CACHE / "wheels"
 ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8", "COLUMNS": "200",

@@ -69,7 +69,7 @@ Side doors (no auth, test use only; Python methods of the same names on ``FakeBa
 drop): "accepted, but the client never heard". ``/_down`` with ``refuse`` closes the listening
 socket (connections are refused, side doors too), so from outside give ``for_s``.
 
-Standalone: ``python tests/fake_backpack.py --port P --api-key PUB [--state FILE]``. FILE is
+Standalone: ``python tests/gridbot_testsupport/fake_backpack.py --port P --api-key PUB [--state FILE]``. FILE is
 rewritten after every change with ``{"account": …, "summary": …}``; a restarted fake continues
 from it. A hand-written FILE without "account" gives the start:
 ``{"price": "150", "prices": {"ETH_USDC": "3000"}, "balances": {"SOL": "10"}}`` ("price" is the
@@ -81,7 +81,6 @@ import argparse
 import base64
 import json
 import os
-import sys
 import threading
 import time
 from datetime import datetime, timezone
@@ -93,9 +92,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _fake_account import ASK, BID, Account, MarketSpec, VenueError, VFill, VOrder  # noqa: E402
+if __package__:  # imported as gridbot_testsupport.fake_backpack
+    from ._fake_account import ASK, BID, Account, MarketSpec, VenueError, VFill, VOrder
+else:  # run by path (python tests/gridbot_testsupport/fake_backpack.py): its own folder is on the import path
+    from _fake_account import ASK, BID, Account, MarketSpec, VenueError, VFill, VOrder
 
 _INSTRUCTIONS = {
     ("GET", "/api/v1/order"): "orderQuery",

@@ -1,4 +1,4 @@
-"""`gridbot list` rendering without systemd: records, TOTAL rows, column dropping, colour, NO_COLOR."""
+"""gridbot/cli/_render.py and the records it renders (gridbot/_view.py), without systemd: records, TOTAL rows, column dropping, colour, NO_COLOR."""
 from __future__ import annotations
 
 import io
@@ -6,6 +6,7 @@ import re
 from decimal import Decimal as D
 
 from gridbot import _view
+from gridbot.cli import _render
 from gridbot.cli import _render as r
 from gridbot.cli.commands import LIST_HEADERS, list_lines
 from gridbot.systemd import UnitRow
@@ -125,3 +126,10 @@ def test_ladder_marks_orders_and_the_price_and_fits_the_height():
     small = _view.ladder(f, 5)
     assert len(small) == 5 and any("<<< price" in x for x in small)
     assert _view.ladder({}, 5) == ["no grid published yet"]
+
+
+def test_render_never_prints_uint64_max():
+    assert _render.bytes_h(None) == "n/a" and _render.cpu_h(None) == "n/a"
+    assert _render.bytes_h(5 * 1024 * 1024) == "5.0M"
+    from gridbot.systemd import _figure
+    assert _figure(2**64 - 1) is None and _figure(5) == 5

@@ -15,7 +15,9 @@ from decimal import Decimal as D
 
 from gridbot import strategy as st
 from gridbot.status_http import StatusServer, metrics_text
-from test_healing import PUB, FakeBackpack, books_agree, config, make_bot, start  # noqa: F401
+from gridbot_testsupport.fake_backpack import FakeBackpack
+
+from .conftest import PUB, books_agree, config, make_bot, start
 
 SURPRISE_S = float(os.environ.get("GRIDBOT_LONG_RUN_S", "120"))
 LEVELS = 8  # lines every 2.5 from 140 to 160
