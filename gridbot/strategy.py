@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Optional, Union
 
-from .exchange.base import Side
+from .records import Side
 from .grid import nearest_line, round_down, round_up
 
 BUY, SELL = Side.buy, Side.sell
