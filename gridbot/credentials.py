@@ -31,7 +31,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
-from typing import Mapping, Optional, TextIO
+from typing import Optional, TextIO
 
 from ._units import check_name
 from .errors import CredentialsError, PermissionDenied

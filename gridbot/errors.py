@@ -5,6 +5,7 @@
     ├── PermissionDenied         not root and not allowed by polkit         (exit 4)
     ├── InstanceNotFound         no config and no unit for this name        (exit 5)
     ├── ConfigError              malformed, invalid or infeasible config    (exit 6)
+    │   └── SnapshotError        saved state in an unknown format           (bot: exit 78)
     ├── NotRunning               the verb needs a running instance          (exit 7)
     ├── SystemdUnavailable       no systemd / no D-Bus reachable            (exit 1)
     ├── JobFailed                a start/stop/restart job did not succeed   (exit 1)
@@ -61,6 +62,11 @@ class ConfigError(GridbotError):
     """A config file is malformed, fails validation, or describes a grid that cannot trade."""
 
     exit_code = EXIT_CONFIG
+
+
+class SnapshotError(ConfigError):
+    """A saved state (strategy or paper venue snapshot) is in a format this version cannot read:
+    an unknown version is refused, never guessed at (restarting would not heal it)."""
 
 
 class InstanceNotFound(GridbotError):

@@ -63,13 +63,13 @@ from . import _statelock  # noqa: E402
 from . import figures  # noqa: E402
 from . import strategy as st  # noqa: E402
 from .config import config_dir, load  # noqa: E402
-from .errors import AuthError, ConfigError, CredentialsError, ExchangeError, OrderRejected, UsageError  # noqa: E402
+from .errors import AuthError, ConfigError, CredentialsError, ExchangeError, OrderRejected, SnapshotError, UsageError  # noqa: E402
 from .exchange.base import Order, OrderStatus, Side  # noqa: E402  (plain dataclasses; strategy imports it anyway)
 from .grid import GridError, plan_qty, price_lines, tick_levels  # noqa: E402
 from .health import Health, failure_kind  # noqa: E402
 from .models import GridConfig, OnStop, OnTrigger, Spacing, grid_fingerprint  # noqa: E402
 from .notify import Notifier, setup_logging  # noqa: E402
-from .store import CANCELLED, FILLED, NOT_PLACED, OPEN, PENDING, REJECTED, OrderRow, Store, StoreError  # noqa: E402
+from .store import CANCELLED, FILLED, NOT_PLACED, DB_NAME, OPEN, PENDING, REJECTED, OrderRow, Store, StoreError  # noqa: E402
 
 if TYPE_CHECKING:
     import asyncio
@@ -235,8 +235,7 @@ class Bot:
         s = self.state
         assert s is not None
         if s.note != old_note:  # stop-loss/take-profit and given-up levels deserve a warning
-            bad = s.phase == st.STOPPED or any(w in s.note for w in (
-                "given up", "dropped", "rejected", "cancelled outside", "ended (", "stay empty"))
+            bad = s.phase is st.STOPPED or (s.notice is not None and s.notice.level is st.Level.warning)
             log.log(logging.WARNING if bad else logging.INFO, "%s", s.note)
         for it in intents:
             if isinstance(it, st.Place):
@@ -556,7 +555,7 @@ class Bot:
             if o is None or o.status in (OrderStatus.cancelled, OrderStatus.rejected):
                 await self.execute(await self.poll_fills())
                 if o is None:
-                    o = Order(cid, self.symbol, Side.buy, Decimal(0), self.state.markets.get(cid, [0, 0])[1],
+                    o = Order(cid, self.symbol, Side.buy, Decimal(0), getattr(self.state.markets.get(cid), "qty", 0),
                               status=OrderStatus.cancelled, reason="unknown to the venue")
                 await self.execute(self._market_ended(cid, o))
             elif o.status is OrderStatus.filled:
@@ -981,12 +980,14 @@ def paper_venue(store: Store, cfg: GridConfig) -> tuple[Optional[dict[str, Any]]
     the next start is a fresh grid); returned too are the old venue's id counters, so the new venue's
     trade and order ids never repeat ids already recorded.
     """
+    from .exchange import _paper_snapshot  # named fields, checked version (SnapshotError if unknown)
+
     want, saved, have = paper_fingerprint(cfg), store.get("paper"), store.get("paper_cfg")
     if saved is not None and have is None:  # saved before the fingerprint was kept: compare what the venue has
-        v, pc = saved["venue"], cfg.paper
+        pc = cfg.paper
         now = [cfg.symbol, cfg.base_asset, cfg.quote_asset, pc.tick_size, pc.step_size, pc.min_qty, cfg.fee_rate,
                pc.taker_fee]
-        was = v["market"][:3] + [Decimal(x) for x in v["market"][3:] + v["fees"]]
+        was = _paper_snapshot.rules(saved)
         names = ("symbol", "base", "quote", "tick_size", "step_size", "min_qty", "fee_rate", "taker_fee")
         changed = [n for n, a, b in zip(names, was, now) if a != b]
     else:
@@ -998,14 +999,14 @@ def paper_venue(store: Store, cfg: GridConfig) -> tuple[Optional[dict[str, Any]]
     rows = store.orders(PENDING, OPEN)
     log.warning("paper settings changed (%s): rebuilding the simulated venue; the old simulated grid (%d orders) "
                 "and its books are dropped", ", ".join(changed), len(rows))
-    seq = saved["venue"]["seq"]
+    ids = _paper_snapshot.id_counters(saved)
     with store.tx():
         for r in rows:
             store.set_status(r.client_id, CANCELLED, note="paper venue rebuilt")
         for key in ("paper", "strategy", "grid", "started_ms", "profit"):
             store.delete(key)
         store.put("paper_cfg", want)
-    return None, [seq[1], seq[3] if len(seq) > 3 else 0]
+    return None, ids
 
 
 def _diff(a: Any, b: Any, path: str = "") -> list[str]:
@@ -1135,6 +1136,10 @@ def main(name: str, user: bool = False) -> int:
     except AccountError as exc:
         log.error("not starting: %s", exc)
         return EX_FAIL if exc.transient else EX_CONFIG
+    except SnapshotError as exc:  # saved by another gridbot version: refused, never guessed at
+        log.error("not starting: %s (state %s); run the gridbot that wrote it, or start over with "
+                  "`gridbot reset %s`", exc, state_dir / DB_NAME, name)
+        return EX_CONFIG
     except (GridError, CredentialsError, ConfigError) as exc:
         log.error("not starting: %s", exc)
         return EX_CONFIG

@@ -12,17 +12,16 @@ kept in ``fees_collected`` so tests can prove nothing appears or vanishes.
 from __future__ import annotations
 
 import asyncio
-import csv
-import math
 import time
 from bisect import bisect_left, insort
 from dataclasses import replace
 from decimal import Decimal
-from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 from ..errors import ExchangeError, OrderRejected
-from .base import Balance, Fill, Market, Order, OrderStatus, Side
+from ..records import Balance, Fill, Market, Order, OrderStatus, Side
+from . import _paper_snapshot
+from ._prices import PriceStream, read_csv_prices  # noqa: F401  (re-exported: the factory and tests build streams)
 
 KEEP_FILLS = 500  # fills kept for fills_since(); a bot reads them within seconds (snapshot stays small)
 KEEP_CLOSED = 2000  # closed orders kept for get_order() on reconcile
@@ -247,125 +246,13 @@ class PaperVenue:
 
     # ------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:
-        m = self.market
-
-        def order(o: Order) -> list:
-            return [o.client_id, o.side.value, str(o.price), str(o.qty), str(o.filled_qty), o.status.value,
-                    o.exchange_id]
-
-        return {
-            "v": 1,
-            "market": [m.symbol, m.base, m.quote, str(m.tick_size), str(m.step_size), str(m.min_qty)],
-            "fees": [str(self.maker_fee), str(self.taker_fee)],
-            "liquidity": None if self.liquidity_per_tick is None else str(self.liquidity_per_tick),
-            "avail": {a: str(v) for a, v in self._avail.items()},
-            "locked": {a: str(v) for a, v in self._locked.items()},
-            "collected": {a: str(v) for a, v in self.fees_collected.items()},
-            "last_price": None if self.last_price is None else str(self.last_price),
-            "orders": [order(self._orders[c]) for c in list(self._orders)],
-            "closed": list(self._closed),
-            "book": [[str(p), s, c] for p, s, c in self._bids + self._asks],
-            "seq": [self._seq, self._trade_seq, self._last_ms, self._order_seq],
-            # the timestamp stays last (readers unpack ``*_, ts``); the order id goes before it
-            "fills": [[f.trade_id, f.client_id, f.side.value, str(f.price), str(f.qty), str(f.fee), f.fee_asset,
-                       f.is_maker, f.order_id, f.timestamp_ms] for f in self._fills],
-        }
+        """The venue as a versioned snapshot with named fields (``_paper_snapshot``)."""
+        return _paper_snapshot.dump(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], clock: Callable[[], int] = _wall_ms) -> "PaperVenue":
-        sym, base, quote, tick, step, mn = d["market"]
-        market = Market(sym, base, quote, Decimal(tick), Decimal(step), Decimal(mn))
-        v = cls(market, {}, Decimal(d["fees"][0]), Decimal(d["fees"][1]),
-                liquidity_per_tick=None if d["liquidity"] is None else Decimal(d["liquidity"]), clock=clock)
-        v._avail = {a: Decimal(x) for a, x in d["avail"].items()}
-        v._locked = {a: Decimal(x) for a, x in d["locked"].items()}
-        v.fees_collected = {a: Decimal(x) for a, x in d["collected"].items()}
-        v.last_price = None if d["last_price"] is None else Decimal(d["last_price"])
-        for cid, side, price, qty, filled, status, *oid in d["orders"]:  # no oid: saved by an older version
-            v._orders[cid] = Order(cid, sym, Side(side), Decimal(price), Decimal(qty), Decimal(filled),
-                                   OrderStatus(status), oid[0] if oid else f"P{cid}")
-        v._closed = list(d["closed"])
-        for p, s, c in d["book"]:
-            insort(v._bids if v._orders[c].side is Side.buy else v._asks, (Decimal(p), s, c))
-        v._seq, v._trade_seq, v._last_ms, *oseq = d["seq"]
-        v._order_seq = oseq[0] if oseq else max(v._orders, default=0)  # old ids were P<client id>
-        v._fills = [Fill(t, c, sym, Side(s), Decimal(p), Decimal(q), Decimal(fee), fa, mk, rest[-1],
-                         rest[0] if len(rest) == 2 else f"P{c}")  # one element: saved before order ids
-                    for t, c, s, p, q, fee, fa, mk, *rest in d["fills"]]
-        return v
-
-
-# ---------------------------------------------------------------- price stream
-
-_MASK = (1 << 64) - 1
-
-
-def _mix(x: int) -> int:
-    """splitmix64: a counter-based generator, so the stream's state is just (seed, n)."""
-    x = (x + 0x9E3779B97F4A7C15) & _MASK
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
-    return x ^ (x >> 31)
-
-
-def _uniform(seed: int, n: int, k: int) -> float:
-    return ((_mix((seed * 0x100000001B3 + n * 4 + k) & _MASK) >> 11) + 0.5) / float(1 << 53)
-
-
-class PriceStream:
-    """Seeded log random walk with occasional jumps, rounded to the tick; or a CSV replay.
-
-    State is ``(n, price)``; the n-th move depends only on (seed, n), so persisting two numbers is
-    enough for a restart to continue the same path.
-    """
-
-    def __init__(self, start: Decimal, tick: Decimal, seed: int = 1, volatility: float = 0.0008,
-                 jump_probability: float = 0.002, jump_size: float = 0.01,
-                 prices: Optional[list[Decimal]] = None, n: int = 0, price: Optional[Decimal] = None) -> None:
-        self.tick, self.seed = tick, seed
-        self.vol, self.jump_p, self.jump = volatility, jump_probability, jump_size
-        self.prices = prices
-        self.n = n
-        self.price = price if price is not None else (prices[0] if prices else self._round(float(start)))
-
-    def _round(self, x: float) -> Decimal:
-        ticks = max(1, round(x / float(self.tick)))
-        return self.tick * ticks
-
-    def next(self) -> Decimal:
-        self.n += 1
-        if self.prices:
-            self.price = self.prices[self.n % len(self.prices)]
-            return self.price
-        u1, u2, u3, u4 = (_uniform(self.seed, self.n, k) for k in range(4))
-        z = math.sqrt(-2.0 * math.log(u1)) * math.cos(2 * math.pi * u2)
-        r = self.vol * z
-        if u3 < self.jump_p:
-            r += self.jump * (1 if u4 < 0.5 else -1)
-        self.price = self._round(float(self.price) * math.exp(r))
-        return self.price
-
-    def __iter__(self) -> Iterator[Decimal]:
-        while True:
-            yield self.next()
-
-
-def read_csv_prices(path: str | Path) -> list[Decimal]:
-    """One price per line (first column); header and blank lines are skipped."""
-    out = []
-    with open(path, newline="") as f:
-        for row in csv.reader(f):
-            if not row or not row[0].strip():
-                continue
-            try:
-                p = Decimal(row[0].strip())
-            except ArithmeticError:
-                continue
-            if p.is_finite() and p > 0:
-                out.append(p)
-    if not out:
-        raise ValueError(f"{path}: no prices found")
-    return out
+        """A venue from ``to_dict``'s snapshot (or a v1 one); SnapshotError for an unknown version."""
+        return _paper_snapshot.load(cls, d, clock)
 
 
 # ---------------------------------------------------------------- async exchange
@@ -397,7 +284,7 @@ class PaperExchange:
         """A fresh venue, or the saved one (with its stream position) if there is one."""
         if saved:
             venue = PaperVenue.from_dict(saved["venue"])
-            stream.n, stream.price = saved["stream"][0], Decimal(saved["stream"][1])
+            stream.n, stream.price = _paper_snapshot.stream_position(saved)
         else:
             venue = PaperVenue(market, balances, maker_fee, taker_fee, liquidity_per_tick=liquidity_per_tick)
         ex = cls(venue, stream, interval_s, save, latency_s=latency_s)
@@ -406,7 +293,8 @@ class PaperExchange:
         return ex
 
     def snapshot(self) -> dict[str, Any]:
-        return {"venue": self.venue.to_dict(), "stream": [self.stream.n, str(self.stream.price)]}
+        return {"v": _paper_snapshot.VERSION, "venue": self.venue.to_dict(),
+                "stream": {"n": self.stream.n, "price": str(self.stream.price)}}
 
     def persist(self) -> None:
         if self._save is not None:
