@@ -37,7 +37,8 @@ EXIT_CODES: tuple[tuple[int, str, str], ...] = (
     (EXIT_INTERRUPTED, "cli", "interrupted (Ctrl-C)"),
     (0, "bot", "clean stop (SIGTERM/SIGINT): on_stop applied"),
     (1, "bot", "crashed or state directory unusable: systemd restarts it"),
-    (EXIT_BOT_CONFIG, "bot", "bad config, credentials or infeasible grid: not restarted (RestartPreventExitStatus)"),
+    (EXIT_BOT_CONFIG, "bot", "bad config, credentials, infeasible grid or saved state in an unknown format: "
+                             "not restarted (RestartPreventExitStatus)"),
 )
 
 
