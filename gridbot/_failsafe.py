@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from .models import OnStop
 
 if TYPE_CHECKING:
-    from .runner import Bot
+    from .bot import Bot
 
 log = logging.getLogger("gridbot")
 

@@ -64,6 +64,9 @@ MARKETS_TTL_S = 300.0  # price bands and order-book states change: re-read the m
 class BackpackExchange(_Transport):
     """Live Backpack venue. Construct, use, then ``await close()``; construction does no I/O."""
 
+    taker_fee = Decimal("0.001")  # planning figure for rebalances (the account's tier is not read)
+    rate_limited = True
+
     def __init__(self, bp: BackpackConfig, symbol: str, api_key: str, api_secret: str, *,
                  transport: Optional[httpx.AsyncBaseTransport] = None,
                  clock: Callable[[], float] = time.time,

@@ -21,7 +21,14 @@ __all__ = ["Exchange", "Balance", "Fill", "Market", "Order", "OrderStatus", "Sid
 
 
 class Exchange(Protocol):
-    """What the runner needs from a venue. All methods may raise ``errors.ExchangeError``."""
+    """What the bot needs from a venue. All methods may raise ``errors.ExchangeError``."""
+
+    taker_fee: Decimal
+    """Fee rate of a market order (a taker), which the strategy plans its rebalances with."""
+    rate_limited: bool
+    """True when every request spends a rate budget (a real venue): the bot then reads balances
+    for its status only every half minute; False (the in-process paper venue): after every pass
+    that sent orders, too."""
 
     async def market(self, symbol: str) -> Market: ...
 

@@ -61,6 +61,12 @@ class PaperExchange:
             ex.persist()
         return ex
 
+    rate_limited = False  # in-process: reads cost nothing
+
+    @property
+    def taker_fee(self) -> Decimal:
+        return self.venue.taker_fee
+
     def snapshot(self) -> dict[str, Any]:
         return {"v": _paper_snapshot.VERSION, "venue": self.venue.to_dict(),
                 "stream": {"n": self.stream.n, "price": str(self.stream.price)}}

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import pytest
 
-from gridbot import runner
+from gridbot.bot import orders
 from gridbot import strategy as st
 from gridbot.exchange import _sign
 from gridbot.exchange.backpack import BackpackExchange
@@ -213,7 +213,7 @@ def test_reconcile_runs_on_its_cadence_and_costs_two_requests(fake, tmp_path):
 
 
 def test_late_fills_are_caught_by_the_reconcile_and_system_fills_never_booked(fake, tmp_path, monkeypatch):
-    monkeypatch.setattr(runner, "FILL_OVERLAP_MS", 0)  # the poll re-reads nothing before the last fill
+    monkeypatch.setattr(orders, "FILL_OVERLAP_MS", 0)  # the poll re-reads nothing before the last fill
     b = make_bot(tmp_path, fake)
 
     async def body() -> None:

@@ -230,6 +230,9 @@ def test_a_rejected_close_is_retried_capped_by_what_the_venue_holds(tmp_path, ca
 class TwoMarkets:
     """One paper account on two markets (separate books): an ``Exchange`` that records every order call."""
 
+    taker_fee = D("0.001")
+    rate_limited = False
+
     def __init__(self) -> None:
         self.v = {
             "SOL_USDC": PaperVenue(Market("SOL_USDC", "SOL", "USDC", D("0.01"), D("0.01"), D("0.01")),
