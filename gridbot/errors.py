@@ -5,6 +5,7 @@
     ├── PermissionDenied         not root and not allowed by polkit         (exit 4)
     ├── InstanceNotFound         no config and no unit for this name        (exit 5)
     ├── ConfigError              malformed, invalid or infeasible config    (exit 6)
+    │   └── SnapshotError        saved state in an unknown format           (bot: exit 78)
     ├── NotRunning               the verb needs a running instance          (exit 7)
     ├── SystemdUnavailable       no systemd / no D-Bus reachable            (exit 1)
     ├── NotInstalled             gridbot's units are not installed          (exit 1)
@@ -37,7 +38,8 @@ EXIT_CODES: tuple[tuple[int, str, str], ...] = (
     (EXIT_INTERRUPTED, "cli", "interrupted (Ctrl-C)"),
     (0, "bot", "clean stop (SIGTERM/SIGINT): on_stop applied"),
     (1, "bot", "crashed or state directory unusable: systemd restarts it"),
-    (EXIT_BOT_CONFIG, "bot", "bad config, credentials or infeasible grid: not restarted (RestartPreventExitStatus)"),
+    (EXIT_BOT_CONFIG, "bot", "bad config, credentials, infeasible grid or saved state in an unknown format: "
+                             "not restarted (RestartPreventExitStatus)"),
 )
 
 
@@ -62,6 +64,11 @@ class ConfigError(GridbotError):
     """A config file is malformed, fails validation, or describes a grid that cannot trade."""
 
     exit_code = EXIT_CONFIG
+
+
+class SnapshotError(ConfigError):
+    """A saved state (strategy or paper venue snapshot) is in a format this version cannot read:
+    an unknown version is refused, never guessed at (restarting would not heal it)."""
 
 
 class InstanceNotFound(GridbotError):

@@ -23,7 +23,7 @@ from .errors import ConfigError
 from .grid import GridError, nearest_line, plan_qty, price_lines, round_up, tick_levels
 
 if TYPE_CHECKING:
-    from .exchange.base import Market
+    from .records import Market
     from .models import GridConfig
 
 

@@ -115,7 +115,7 @@ def compute(name: str, exchange: str, state: Any, price: Any, now: float,
         "base_held": _q8(s.inventory),
         "base_in_orders": _q8(base_in_sells),
         "quote_in_orders": _q8(quote_in_buys),
-        "phase": s.phase,
+        "phase": s.phase.value,
         "note": s.note,
         "stop_loss": _s(p.stop_loss),
         "take_profit": _s(p.take_profit),
@@ -145,7 +145,7 @@ def status_line(state: Any, price: Any) -> str:
     parts = [head, f"{len(s.by_cid)}/{len(s.gaps)} orders", f"grid {_money(s.realised)} {q} ({s.pairs} pairs)"]
     if price is not None:
         parts.append(f"pnl {_money(s.quote_delta + s.base_delta * price)} {q}")
-    parts.append(s.phase)
+    parts.append(s.phase.value)
     return " | ".join(parts)
 
 

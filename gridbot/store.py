@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from .errors import GridbotError
-from .exchange.base import Fill
+from .records import Fill
 
 DB_NAME = "gridbot.sqlite"
 

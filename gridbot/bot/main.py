@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .. import _statelock
 from ..config import config_dir, load
-from ..errors import EXIT_BOT_CONFIG, ConfigError, CredentialsError, ExchangeError, UsageError
+from ..errors import EXIT_BOT_CONFIG, ConfigError, CredentialsError, ExchangeError, SnapshotError, UsageError
 from ..grid import GridError
 from ..health import failure_kind
 from ..models import GridConfig
 from ..notify import Notifier, setup_logging
-from ..store import Store, StoreError
+from ..store import DB_NAME, Store, StoreError
 from .core import Bot
 from .failures import WAIT_MAX_S
 from .loop import EX_OK, early_signals
@@ -97,6 +97,10 @@ def main(name: str, user: bool = False) -> int:
     except AccountError as exc:
         log.error("not starting: %s", exc)
         return EX_FAIL if exc.transient else EX_CONFIG
+    except SnapshotError as exc:  # saved by another gridbot version: refused, never guessed at
+        log.error("not starting: %s (state %s); run the gridbot that wrote it, or start over with "
+                  "`gridbot reset %s`", exc, state_dir / DB_NAME, name)
+        return EX_CONFIG
     except (GridError, CredentialsError, ConfigError) as exc:
         log.error("not starting: %s", exc)
         return EX_CONFIG

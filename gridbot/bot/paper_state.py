@@ -7,7 +7,6 @@ the paper settings changed, in which case it is rebuilt. Live instances use neit
 from __future__ import annotations
 
 import logging
-from decimal import Decimal
 from typing import Any, Callable, Optional
 
 from .. import strategy as st
@@ -41,12 +40,14 @@ def paper_venue(store: Store, cfg: GridConfig) -> tuple[Optional[dict[str, Any]]
     the next start is a fresh grid); returned too are the old venue's id counters, so the new venue's
     trade and order ids never repeat ids already recorded.
     """
+    from ..exchange import _paper_snapshot  # named fields, checked version (SnapshotError if unknown)
+
     want, saved, have = paper_fingerprint(cfg), store.get("paper"), store.get("paper_cfg")
     if saved is not None and have is None:  # saved before the fingerprint was kept: compare what the venue has
-        v, pc = saved["venue"], cfg.paper
+        pc = cfg.paper
         now = [cfg.symbol, cfg.base_asset, cfg.quote_asset, pc.tick_size, pc.step_size, pc.min_qty, cfg.fee_rate,
                pc.taker_fee]
-        was = v["market"][:3] + [Decimal(x) for x in v["market"][3:] + v["fees"]]
+        was = _paper_snapshot.rules(saved)
         names = ("symbol", "base", "quote", "tick_size", "step_size", "min_qty", "fee_rate", "taker_fee")
         changed = [n for n, a, b in zip(names, was, now) if a != b]
     else:
@@ -58,14 +59,14 @@ def paper_venue(store: Store, cfg: GridConfig) -> tuple[Optional[dict[str, Any]]
     rows = store.orders(PENDING, OPEN)
     log.warning("paper settings changed (%s): rebuilding the simulated venue; the old simulated grid (%d orders) "
                 "and its books are dropped", ", ".join(changed), len(rows))
-    seq = saved["venue"]["seq"]
+    ids = _paper_snapshot.id_counters(saved)
     with store.tx():
         for r in rows:
             store.set_status(r.client_id, CANCELLED, note="paper venue rebuilt")
         for key in ("paper", "strategy", "grid", "started_ms", "profit"):
             store.delete(key)
         store.put("paper_cfg", want)
-    return None, [seq[1], seq[3] if len(seq) > 3 else 0]
+    return None, ids
 
 
 def _diff(a: Any, b: Any, path: str = "") -> list[str]:

@@ -20,14 +20,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gridbot")
 
-# words of the strategy's note that deserve a warning (stop-loss/take-profit, levels given up, ...)
-_BAD_NOTES = ("given up", "dropped", "rejected", "cancelled outside", "ended (", "stay empty")
-
-
 def note_level(s: st.GridState) -> int:
-    """The log level of a new strategy note: WARNING for a stopped grid or a level lost, else INFO.
-    The one place that reads the note's words (to become a typed notice from the strategy)."""
-    bad = s.phase == st.STOPPED or any(w in s.note for w in _BAD_NOTES)
+    """The log level of a new strategy note: WARNING for a stopped grid or a warning notice (a level
+    dropped or held, an order refused or cancelled outside the bot, a close given up), else INFO."""
+    bad = s.phase is st.STOPPED or (s.notice is not None and s.notice.level is st.Level.warning)
     return logging.WARNING if bad else logging.INFO
 
 

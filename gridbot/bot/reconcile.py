@@ -108,7 +108,7 @@ class ReconcileMixin(BotBase):
             if o is None or o.status in (OrderStatus.cancelled, OrderStatus.rejected):
                 await self.execute(await self.poll_fills())
                 if o is None:
-                    o = Order(cid, self.symbol, Side.buy, Decimal(0), self.state.markets.get(cid, [0, 0])[1],
+                    o = Order(cid, self.symbol, Side.buy, Decimal(0), getattr(self.state.markets.get(cid), "qty", 0),
                               status=OrderStatus.cancelled, reason="unknown to the venue")
                 await self.execute(self._market_ended(cid, o))
             elif o.status is OrderStatus.filled:

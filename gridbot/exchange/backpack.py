@@ -1,6 +1,7 @@
 """Backpack Exchange adapter: the ``base.Exchange`` Protocol over Backpack's REST API.
 
-Transport is httpx (async); signing is ``_sign`` (ED25519). Events are REST-polled:
+Transport is httpx (async), in ``_backpack_http`` (throttle, retries, clock); signing is ``_sign``
+(ED25519); the wire format and the error seam are ``_backpack_wire``. Events are REST-polled:
 ``wait_event`` sleeps ``backpack.poll_interval_s`` (no WebSocket yet), after which the runner
 asks ``fills_since`` and ``last_price``.
 
@@ -31,22 +32,21 @@ Reliability rules, all enforced here:
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import email.utils
-import json
 import logging
-import random
 import time
-from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
-from typing import Any, Awaitable, Callable, Iterator, Optional
+from decimal import Decimal
+from typing import Any, Awaitable, Callable, Optional
 
 import httpx
 
-from ..errors import AuthError, CredentialsError, ExchangeError, OrderRejected
-from ..models import GridConfig
+from ..errors import CredentialsError, ExchangeError, OrderRejected
+from ..models import BackpackConfig
+from ..records import Balance, Fill, Market, Order, OrderStatus, Side
 from . import _sign
-from .base import Balance, Fill, Market, Order, OrderStatus, Side
+from ._backpack_http import _Transport
+from ._backpack_wire import (  # noqa: F401  (parse_* and _retry_after_s re-exported for callers and tests)
+    _SIDE_OUT, _NotFound, _dec, _map_errors, _retry_after_s, parse_fill, parse_market, parse_order,
+)
 
 log = logging.getLogger("gridbot.backpack")
 # httpx logs every request at INFO: a line per poll per bot would flood the journal. Retries and
@@ -61,200 +61,13 @@ FILLS_MAX_PAGES = 50
 CLOCK_RESYNC_S = 600.0  # re-read Backpack's clock this often (and on every "request has expired")
 MARKETS_TTL_S = 300.0  # price bands and order-book states change: re-read the markets this often
 
-_SIDE_OUT = {Side.buy: "Bid", Side.sell: "Ask"}
-_SIDE_IN = {"Bid": Side.buy, "Ask": Side.sell}
-_STATUS_IN = {
-    "New": OrderStatus.open,
-    "PartiallyFilled": OrderStatus.open,
-    "TriggerPending": OrderStatus.open,
-    "Triggered": OrderStatus.open,
-    "Filled": OrderStatus.filled,
-    "Cancelled": OrderStatus.cancelled,
-    "Expired": OrderStatus.cancelled,
-    "TriggerFailed": OrderStatus.rejected,
-}
-_TERMINAL_REASON = {"Expired": "Expired", "TriggerFailed": "TriggerFailed", "Cancelled": "Cancelled"}
-_AUTH_CODES = {"INVALID_SIGNATURE", "UNAUTHORIZED", "FORBIDDEN"}
-_UNAVAILABLE_CODES = {"TRADING_PAUSED", "MAINTENANCE", "SERVER_ERROR", "TIMEOUT"}
-
-
-class _HTTPFailure(Exception):
-    """A final non-2xx answer, before mapping. Internal to this module."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status, self.code, self.message = status, code, message
-
-
-class _NotFound(ExchangeError):
-    """Backpack answered RESOURCE_NOT_FOUND / 404 (an ExchangeError for callers outside)."""
-
-
-@contextlib.contextmanager
-def _map_errors(what: str, *, order: bool = False) -> Iterator[None]:
-    """The one seam where foreign failures become gridbot errors.
-
-    ``order=True`` marks requests that submit an order: a 4xx refusal there is ``OrderRejected``.
-    """
-    try:
-        yield
-    except _HTTPFailure as exc:
-        text = f"{what}: Backpack answered {exc.status} {exc.code}: {exc.message}"
-        if exc.status == 404 or exc.code == "RESOURCE_NOT_FOUND":
-            raise _NotFound(text) from None
-        if exc.code in _AUTH_CODES or exc.status in (401, 403):
-            raise AuthError(text + " (check the API key credential and its permissions)") from None
-        if _is_expired(exc):
-            raise ExchangeError(text + " (the host clock is off Backpack's even after re-reading it)") from None
-        if exc.status == 429 or exc.code == "TOO_MANY_REQUESTS":
-            raise ExchangeError(text + " (rate limit; retries exhausted)") from None
-        if exc.code in _UNAVAILABLE_CODES or exc.status >= 500:
-            raise ExchangeError(text) from None
-        if order and 400 <= exc.status < 500:
-            raise OrderRejected(text) from None
-        raise ExchangeError(text) from None
-    except httpx.TimeoutException as exc:
-        # "from None": a network failure is one journal line, never a chained traceback
-        raise ExchangeError(f"{what}: Backpack did not answer in time ({type(exc).__name__})") from None
-    except httpx.HTTPError as exc:
-        detail = " ".join(str(exc).split())[:200]
-        raise ExchangeError(f"{what}: cannot talk to Backpack ({type(exc).__name__}"
-                            f"{': ' + detail if detail else ''})") from None
-    except (ValueError, KeyError, TypeError, InvalidOperation) as exc:
-        raise ExchangeError(f"{what}: unexpected answer from Backpack ({type(exc).__name__}: {exc})") from exc
-
-
-def _is_expired(f: _HTTPFailure) -> bool:
-    """Backpack refused the request's timestamp (too old for its window, or in the future)."""
-    text = f.message.lower()
-    return f.status == 400 and f.code == "INVALID_CLIENT_REQUEST" and ("expired" in text or "timestamp" in text)
-
-
-def _failure_from(resp: httpx.Response) -> _HTTPFailure:
-    code, message = "HTTP_ERROR", resp.reason_phrase or "error"
-    try:
-        body = resp.json()
-    except ValueError:
-        text = resp.text.strip()
-        if text:
-            message = text[:200]
-    else:
-        if isinstance(body, dict):
-            code = str(body.get("code") or code)[:64]
-            message = str(body.get("message") or message)[:200]
-        else:
-            message = str(body)[:200]
-    return _HTTPFailure(resp.status_code, code, " ".join(message.split()))
-
-
-def _retry_after_s(resp: httpx.Response, now: float) -> Optional[float]:
-    value = resp.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - now)
-
-
-def _dec(value: Any, default: str = "0") -> Decimal:
-    if value is None or value == "":
-        return Decimal(default)
-    return Decimal(str(value))
-
-
-def _iso_ms(value: Any) -> int:
-    if isinstance(value, (int, float)):
-        return int(value)
-    dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return int(dt.timestamp() * 1000)
-
-
-def parse_order(d: dict[str, Any]) -> Order:
-    """Backpack order object -> Order."""
-    status = _STATUS_IN.get(d.get("status", ""))
-    if status is None:
-        raise ValueError(f"unknown order status {d.get('status')!r}")
-    filled = _dec(d.get("executedQuantity"))
-    price = _dec(d.get("price"))
-    if not price and filled:  # market orders carry no price: report the average
-        price = _dec(d.get("executedQuoteQuantity")) / filled
-    cid = d.get("clientId")
-    raw = str(d.get("status"))
-    reason = None
-    if raw in _TERMINAL_REASON:
-        # the placement answer carries no reason; order history has "expiryReason"
-        reason = f"{raw}: {d['expiryReason']}" if d.get("expiryReason") else _TERMINAL_REASON[raw]
-    return Order(
-        client_id=int(cid) if cid not in (None, "") else 0,
-        symbol=str(d["symbol"]),
-        side=_SIDE_IN[d["side"]],
-        price=price,
-        qty=_dec(d.get("quantity"), default=str(filled)),
-        filled_qty=filled,
-        status=status,
-        exchange_id=str(d.get("id", "")),
-        reason=reason,
-    )
-
-
-def parse_fill(d: dict[str, Any]) -> Fill:
-    """Backpack fill-history row -> Fill.
-
-    ``tradeId`` is optional (null for system fills: liquidations, collateral conversions). Such a
-    row still gets a stable id, built from fields history never changes (order id, time, side,
-    price, quantity) and prefixed ``sys-`` so it cannot collide with a venue trade id: dropping it
-    would lose a balance change, and a random id would book it again on every poll.
-    """
-    cid = d.get("clientId")
-    trade_id = d.get("tradeId")
-    if trade_id is None:
-        trade_id = "sys-" + "-".join(str(d.get(k) or "") for k in ("orderId", "timestamp", "side", "price", "quantity"))
-    return Fill(
-        trade_id=str(trade_id),
-        client_id=int(cid) if cid not in (None, "") else 0,
-        symbol=str(d["symbol"]),
-        side=_SIDE_IN[d["side"]],
-        price=_dec(d["price"]),
-        qty=_dec(d["quantity"]),
-        fee=_dec(d.get("fee")),
-        fee_asset=str(d.get("feeSymbol") or ""),
-        is_maker=bool(d.get("isMaker", True)),
-        timestamp_ms=_iso_ms(d["timestamp"]),
-        order_id=str(d.get("orderId") or ""),
-    )
-
-
-def parse_market(d: dict[str, Any]) -> Market:
-    """Backpack market object -> Market (tick, step, min quantity, price band, book state)."""
-    filters = d["filters"]
-    lo, hi = filters["price"].get("minMultiplier"), filters["price"].get("maxMultiplier")
-    return Market(
-        symbol=str(d["symbol"]),
-        base=str(d["baseSymbol"]),
-        quote=str(d["quoteSymbol"]),
-        tick_size=_dec(filters["price"]["tickSize"]),
-        step_size=_dec(filters["quantity"]["stepSize"]),
-        min_qty=_dec(filters["quantity"]["minQuantity"]),
-        price_band=(_dec(lo), _dec(hi)) if lo not in (None, "") and hi not in (None, "") else None,
-        state=str(d.get("orderBookState") or "Open"),
-    )
-
-
-class BackpackExchange:
+class BackpackExchange(_Transport):
     """Live Backpack venue. Construct, use, then ``await close()``; construction does no I/O."""
 
     taker_fee = Decimal("0.001")  # planning figure for rebalances (the account's tier is not read)
     rate_limited = True
 
-    def __init__(self, cfg: GridConfig, api_key: str, api_secret: str, *,
+    def __init__(self, bp: BackpackConfig, symbol: str, api_key: str, api_secret: str, *,
                  transport: Optional[httpx.AsyncBaseTransport] = None,
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -267,8 +80,8 @@ class BackpackExchange:
                  sync_clock: bool = True,
                  clock_resync_s: float = CLOCK_RESYNC_S,
                  markets_ttl_s: float = MARKETS_TTL_S) -> None:
-        self._bp = cfg.backpack
-        self._symbol = cfg.symbol
+        self._bp = bp
+        self._symbol = symbol
         self._private = _sign.load_private_key(api_secret)
         if api_key.strip() != _sign.public_key_b64(self._private):
             raise CredentialsError("Backpack API key does not belong to the API secret "
@@ -294,126 +107,6 @@ class BackpackExchange:
 
     def __repr__(self) -> str:  # never show keys
         return f"BackpackExchange({self._bp.base_url!r}, account={self._bp.account!r})"
-
-    # --- transport -----------------------------------------------------------------------------
-
-    async def _throttle(self) -> None:
-        async with self._slot_lock:
-            now = self._mono()
-            start = max(now, self._next_slot, self._cooldown_until)
-            self._next_slot = start + self._min_interval
-        if start > now:
-            await self._sleep(start - now)
-
-    def _backoff(self, attempt: int) -> float:
-        cap = min(self._backoff_max, self._backoff_base * (2 ** attempt))
-        return cap * (0.5 + random.random() / 2)
-
-    async def _send(self, method: str, path: str, params: Optional[dict[str, Any]],
-                    signed: bool, ts: int) -> httpx.Response:
-        """One HTTP exchange, signed at ``ts`` (ms)."""
-        headers: dict[str, str] = {}
-        query = content = None
-        if method in ("GET",) and params:
-            query = {k: _sign.format_value(v) for k, v in params.items() if v is not None}
-        elif params is not None and method != "GET":
-            content = json.dumps(params, separators=(",", ":"))
-            headers["Content-Type"] = "application/json; charset=utf-8"
-        if signed:
-            instruction = _sign.instruction_for(method, path)
-            if instruction is None:
-                raise ValueError(f"no signing instruction for {method} {path}")
-            headers.update(_sign.signed_headers(self._api_key, self._private, instruction,
-                                                params, ts, self._bp.window_ms))
-        return await self._client.request(method, path, params=query, content=content, headers=headers)
-
-    async def _call(self, method: str, path: str, params: Optional[dict[str, Any]] = None, *,
-                    signed: bool = True,
-                    lookup: Optional[Callable[[], Awaitable[Any]]] = None) -> Any:
-        """Send with bounded retries; return the decoded JSON body (None when empty).
-
-        429 waits and re-sends (the request was not processed). Timeouts, transport errors and
-        5xx are outcome-unknown: without ``lookup`` (idempotent requests) the request is re-sent;
-        with ``lookup`` the adapter waits out the signature window, calls it, and returns its
-        result instead of re-sending when it is not None.
-        """
-        attempt = 0
-        resynced = False
-        while True:
-            if signed and self._sync and self._mono() - self._synced_at >= self._resync_s:
-                await self._sync_clock()
-            await self._throttle()  # before signing: a long cool-down must not age the signature
-            ts = self._now_ms()
-            try:
-                resp = await self._send(method, path, params, signed, ts)
-            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                if attempt >= self._max_retries:
-                    raise
-                # debug: during an outage the runner logs one line per kind of failure, not one per attempt
-                log.debug("%s %s: %s (attempt %d); retrying", method, path, type(exc).__name__, attempt + 1)
-                delay = self._backoff(attempt)
-            else:
-                if resp.status_code < 400:
-                    if not resp.content.strip():
-                        return None
-                    return resp.json()
-                failure = _failure_from(resp)
-                if signed and self._sync and not resynced and _is_expired(failure):
-                    # not processed: re-read the clock and send it once more, newly signed
-                    resynced = True
-                    log.warning("%s %s: Backpack says the request expired; re-reading its clock", method, path)
-                    await self._sync_clock()
-                    continue
-                if attempt >= self._max_retries or not (resp.status_code == 429 or resp.status_code >= 500):
-                    raise failure
-                if resp.status_code == 429:
-                    after = _retry_after_s(resp, self._clock())
-                    delay = after if after is not None else self._backoff(attempt)
-                    delay += random.random() * min(1.0, delay / 10)  # de-synchronise instances
-                    self._cooldown_until = max(self._cooldown_until, self._mono() + delay)
-                    log.warning("%s %s: rate limited (429); cooling down %.2fs", method, path, delay)
-                    attempt += 1
-                    continue  # _throttle sleeps out the cool-down
-                log.debug("%s %s: HTTP %d %s (attempt %d); retrying", method, path, resp.status_code,
-                          failure.code, attempt + 1)
-                delay = self._backoff(attempt)
-            attempt += 1
-            if lookup is not None:
-                # A late copy of the original request is refused once its window has passed.
-                wait_ms = ts + self._bp.window_ms - self._now_ms()
-                await self._sleep(max(delay, wait_ms / 1000))
-                found = await lookup()
-                if found is not None:
-                    log.warning("%s %s: request had been accepted before the failure; not re-sending",
-                                method, path)
-                    return found
-            else:
-                await self._sleep(delay)
-
-    def _now_ms(self) -> int:
-        return int(self._clock() * 1000) + self._offset_ms
-
-    async def _sync_clock(self) -> None:
-        """Read the server's clock (public GET /api/v1/time); best effort.
-
-        Called before the first signed request, then every ``clock_resync_s`` and whenever
-        Backpack answers that a request has expired. A host clock off by more than the window
-        makes every signed request fail, so a skew over half a second is corrected for and logged
-        when it changes; the operator should still fix NTP.
-        """
-        self._synced_at = self._mono()
-        try:
-            before = self._clock()
-            server_ms = int(await self._call("GET", "/api/v1/time", signed=False))
-            local_ms = int((before + self._clock()) / 2 * 1000)
-        except (_HTTPFailure, ValueError, TypeError) as exc:  # network errors propagate: nothing works then
-            log.warning("could not read Backpack's clock (%s); signing with the host clock", exc)
-            return
-        skew = server_ms - local_ms
-        offset = skew if abs(skew) > 500 else 0
-        if abs(offset - self._offset_ms) > 500:
-            log.warning("host clock is %+d ms off Backpack's; correcting signatures for it (fix NTP)", -skew)
-        self._offset_ms = offset
 
     # --- lookups -------------------------------------------------------------------------------
 

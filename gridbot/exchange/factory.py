@@ -37,9 +37,9 @@ def open_exchange(cfg: GridConfig, state_dir: Path, *, saved: Optional[dict[str,
                                     liquidity_per_tick=liquidity_per_tick or p.liquidity_per_tick,
                                     latency_s=latency_s)
     if cfg.exchange == "backpack":
-        from ..credentials import load_keys  # type: ignore[import-not-found]
-        from .backpack import BackpackExchange  # type: ignore[import-not-found]
+        from .backpack import BackpackExchange
+        from .backpack_keys import load_keys
 
         key, secret = load_keys()
-        return BackpackExchange(cfg, key, secret)
+        return BackpackExchange(cfg.backpack, cfg.symbol, key, secret)
     raise ValueError(f"unknown exchange {cfg.exchange!r}")

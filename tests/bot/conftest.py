@@ -58,7 +58,7 @@ def make_bot(tmp: Path, fake: FakeBackpack, cfg: GridConfig | None = None, **ada
     adapter.setdefault("max_retries", 1)
     adapter.setdefault("timeout_s", 2.0)
     cfg = cfg or config(fake.base_url)
-    ex = BackpackExchange(cfg, PUB, SECRET, **adapter)
+    ex = BackpackExchange(cfg.backpack, cfg.symbol, PUB, SECRET, **adapter)
     (tmp / "cfg").mkdir(exist_ok=True)
     epochs = iter(range(5, 1000))
     b = Bot("t", cfg, Store.open(tmp), ex, Notifier(""), tmp / "cfg", lambda: next(epochs))

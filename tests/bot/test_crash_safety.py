@@ -105,19 +105,21 @@ def _check_books(path: Path) -> None:
     db = sqlite3.connect(str(path))
     kv = {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM kv")}
     venue, strat = kv["paper"]["venue"], kv["strategy"]
-    n_trades = venue["seq"][1]
+    n_trades = venue["counters"]["trade_seq"]
     assert n_trades >= 10, "the run should have traded"
     fills = db.execute("SELECT trade_id, client_id, side, price, qty, fee, fee_asset FROM fills").fetchall()
     # 1. no fill lost, none duplicated, none invented: the bot recorded every venue trade exactly once
     assert sorted(int(f[0][1:]) for f in fills) == list(range(1, n_trades + 1))
-    kept = {f[0]: f for f in venue["fills"]}
+    kept = {f["trade_id"]: f for f in venue["fills"]}
     for f in fills:
         if f[0] in kept:
             v = kept[f[0]]
-            assert (f[1], f[2], f[3], f[4], f[5], f[6]) == (v[1], v[2], v[3], v[4], v[5], v[6])
+            assert (f[1], f[2], f[3], f[4], f[5], f[6]) == tuple(v[k] for k in ("client_id", "side", "price", "qty", "fee",
+                                                                        "fee_asset"))
     # 2. every order the venue ever saw was written down first (no unrecorded or duplicate placement)
     recorded = {r[0]: r for r in db.execute("SELECT client_id, side, price, qty, status FROM orders")}
-    for cid, side, price, qty, filled, status, *_ in venue["orders"]:
+    for o in venue["orders"]:
+        cid, side, price, qty = o["client_id"], o["side"], o["price"], o["qty"]
         assert cid in recorded, f"venue order {cid} was never recorded as an intent"
         r = recorded[cid]
         assert (r[1], D(r[3])) == (side, D(qty))
@@ -125,30 +127,30 @@ def _check_books(path: Path) -> None:
             assert D(r[2]) == D(price)
     assert not [r for r in recorded.values() if r[4] == "pending"]
     # 3. the strategy's live orders are exactly the venue's open book; one order per line at most
-    open_book = {c for _, _, c in venue["book"]}
+    open_book = {b["client_id"] for b in venue["book"]}
     gaps = strat["gaps"]
-    live = {g[6]: (i, g[0]) for i, g in enumerate(gaps) if g[6]}
+    live = {g["cid"]: (i, g["side"]) for i, g in enumerate(gaps) if g["cid"]}
     assert set(live) == open_book
     lines = [i if side == "buy" else i + 1 for i, side in live.values()]
     assert len(lines) == len(set(lines))
-    by_cid = {o[0]: o for o in venue["orders"]}
+    by_cid = {o["client_id"]: o for o in venue["orders"]}
     for cid, (i, side) in live.items():
         o = by_cid[cid]
         price = strat["params"]["buy"][i] if side == "buy" else strat["params"]["sell"][i + 1]
-        assert (o[1], D(o[2])) == (side, D(price)) and o[5] == "open"
+        assert (o["side"], D(o["price"])) == (side, D(price)) and o["status"] == "open"
     # 4. balances: venue totals + collected fees == start + what the recorded fills moved,
     #    reservations match the open book, and the strategy's books agree with the venue
     base0, quote0 = D(CONFIG["paper"]["initial_base"]), D(CONFIG["paper"]["initial_quote"])
     base_flow = sum((D(f[4]) if f[2] == "buy" else -D(f[4]) for f in fills), D(0))
     quote_flow = sum((-D(f[3]) * D(f[4]) if f[2] == "buy" else D(f[3]) * D(f[4]) for f in fills), D(0))
-    avail = {a: D(x) for a, x in venue["avail"].items()}
+    avail = {a: D(x) for a, x in venue["available"].items()}
     locked = {a: D(x) for a, x in venue["locked"].items()}
-    fees = {a: D(x) for a, x in venue["collected"].items()}
+    fees = {a: D(x) for a, x in venue["fees_collected"].items()}
     assert avail["SOL"] + locked["SOL"] + fees["SOL"] == base0 + base_flow
     assert avail["USDC"] + locked["USDC"] + fees["USDC"] == quote0 + quote_flow
     opens = [by_cid[c] for c in open_book]
-    assert locked["USDC"] == sum(((D(o[3]) - D(o[4])) * D(o[2]) for o in opens if o[1] == "buy"), D(0))
-    assert locked["SOL"] == sum((D(o[3]) - D(o[4]) for o in opens if o[1] == "sell"), D(0))
+    assert locked["USDC"] == sum(((D(o["qty"]) - D(o["filled_qty"])) * D(o["price"]) for o in opens if o["side"] == "buy"), D(0))
+    assert locked["SOL"] == sum((D(o["qty"]) - D(o["filled_qty"]) for o in opens if o["side"] == "sell"), D(0))
     assert D(strat["base_delta"]) == avail["SOL"] + locked["SOL"] - base0
     assert D(strat["quote_delta"]) == avail["USDC"] + locked["USDC"] - quote0
     assert strat["fills"] == len(fills)

@@ -154,7 +154,7 @@ def test_fills_are_read_from_the_states_start_on_backpack(tmp_path):
     with FakeBackpack(PUB, balances={"SOL": D(10), "USDC": D(10000)}, prices={"SOL_USDC": D(150)}) as fake:
         fake.set_price(D(150))
         cfg = config(exchange="backpack", backpack={"base_url": fake.base_url})
-        ex = BackpackExchange(cfg, PUB, SECRET, min_interval_s=0)
+        ex = BackpackExchange(cfg.backpack, cfg.symbol, PUB, SECRET, min_interval_s=0)
         b = open_bot(tmp_path, cfg, Epochs(), ex=ex)
 
         async def go() -> None:

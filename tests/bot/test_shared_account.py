@@ -57,7 +57,7 @@ class Watched(BackpackExchange):
 
     def __init__(self, cfg: GridConfig, who: tuple[str, int], ledger: Ledger,
                  transport: Optional[httpx.AsyncBaseTransport] = None) -> None:
-        super().__init__(cfg, PUB, SECRET, min_interval_s=0, transport=transport)
+        super().__init__(cfg.backpack, cfg.symbol, PUB, SECRET, min_interval_s=0, transport=transport)
         self.who, self.ledger = who, ledger
 
     def _note(self, o: Order) -> Order:

@@ -79,15 +79,16 @@ def check_invariants(snap: dict, before_ms: int) -> None:
     assert snap["integrity"] == "ok"
     venue = snap["paper"]["venue"]
     ledger, orders = snap["fills"], {int(k): v for k, v in snap["orders"].items()}
-    for trade_id, cid, *_rest, ts in venue["fills"]:
+    for f in venue["fills"]:
+        trade_id, cid, ts = f["trade_id"], f["client_id"], f["timestamp_ms"]
         if ts < before_ms:
             assert trade_id in ledger, f"fill {trade_id} (order {cid}) lost across the restart"
     for trade_id, cid in ledger.items():
         assert cid in orders, f"fill {trade_id} for unknown order {cid}"
-    live = [o for o in venue["orders"] if o[5] == "open"]
+    live = [o for o in venue["orders"] if o["status"] == "open"]
     for o in live:
-        assert o[0] in orders, f"venue order {o[0]} unknown to the store (placed twice?)"
-    prices = [(o[1], o[2]) for o in live]
+        assert o["client_id"] in orders, f"venue order {o['client_id']} unknown to the store (placed twice?)"
+    prices = [(o["side"], o["price"]) for o in live]
     assert len(prices) == len(set(prices)), f"two resting orders at one price: {sorted(prices)}"
     resting = [v[1] for v in orders.values() if v[0] in ("open", "pending") and v[1] is not None]
     assert len(resting) == len(set(resting)), f"two orders in one grid slot: {sorted(resting)}"

@@ -52,6 +52,12 @@ def cfg(base_url: str, **bp: Any) -> GridConfig:
                       qty_per_level=D("0.1"), backpack={"base_url": base_url, **bp})
 
 
+def venue(base_url: str, **bp: Any) -> tuple[Any, str]:
+    """The adapter's own config section and symbol, as ``exchange.factory`` hands them over."""
+    c = cfg(base_url, **bp)
+    return c.backpack, c.symbol
+
+
 @pytest.fixture
 def fake():
     btc = MarketSpec("BTC_USDC", "BTC", "USDC", D("0.1"), D("0.0001"), D("0.0001"), None, None)
@@ -67,7 +73,7 @@ def run(fake: FakeBackpack, body, *, key: str = PUB, secret: str = SECRET, t: Fa
     kw.setdefault("min_interval_s", 0)
 
     async def main():
-        ex = BackpackExchange(cfg(fake.base_url, **(bp or {})), key, secret, sleep=t.sleep,
+        ex = BackpackExchange(*venue(fake.base_url, **(bp or {})), key, secret, sleep=t.sleep,
                               monotonic=t.monotonic, **kw)
         try:
             return await body(ex)
@@ -269,7 +275,7 @@ def test_connection_refused_is_exchange_error():
     t = FakeTime()
 
     async def body():
-        ex = BackpackExchange(cfg(url), PUB, SECRET, sleep=t.sleep, monotonic=t.monotonic, max_retries=2)
+        ex = BackpackExchange(*venue(url), PUB, SECRET, sleep=t.sleep, monotonic=t.monotonic, max_retries=2)
         try:
             await ex.balances()
         finally:
@@ -283,7 +289,7 @@ def test_connection_refused_is_exchange_error():
 
 def test_key_not_matching_secret_refused_at_construction():
     with pytest.raises(CredentialsError, match="does not belong"):
-        BackpackExchange(cfg("http://127.0.0.1:9"), OTHER_PUB, SECRET)
+        BackpackExchange(*venue("http://127.0.0.1:9"), OTHER_PUB, SECRET)
 
 
 def test_unknown_api_key_is_refused(fake):
@@ -690,7 +696,7 @@ def test_outage_is_one_line_then_recovers(fake):
 def test_outage_shorter_than_the_retries_is_ridden_out():
     with FakeBackpack(PUB) as fake:
         async def main():
-            ex = BackpackExchange(cfg(fake.base_url), PUB, SECRET, backoff_base_s=0.1, backoff_max_s=0.3,
+            ex = BackpackExchange(*venue(fake.base_url), PUB, SECRET, backoff_base_s=0.1, backoff_max_s=0.3,
                                   max_retries=8, min_interval_s=0)
             try:
                 await ex.balances()
@@ -714,7 +720,7 @@ def test_two_markets_share_one_account_and_its_sol(fake):
 
     async def main():
         t = FakeTime()
-        mk = lambda: BackpackExchange(cfg(fake.base_url), PUB, SECRET, sleep=t.sleep, monotonic=t.monotonic,
+        mk = lambda: BackpackExchange(*venue(fake.base_url), PUB, SECRET, sleep=t.sleep, monotonic=t.monotonic,
                                       min_interval_s=0)
         a, b = mk(), mk()
         try:
@@ -788,7 +794,7 @@ def test_standalone_fake_keeps_state_across_restarts(tmp_path):
     t = FakeTime()
     try:
         async def place():
-            ex = BackpackExchange(cfg(url), PUB, SECRET, sleep=t.sleep, monotonic=t.monotonic)
+            ex = BackpackExchange(*venue(url), PUB, SECRET, sleep=t.sleep, monotonic=t.monotonic)
             try:
                 await ex.place_limit(SYM, Side.sell, D(160), D(1), 77)
                 return await ex.balances()
@@ -803,7 +809,7 @@ def test_standalone_fake_keeps_state_across_restarts(tmp_path):
     proc, url = _spawn(state)
     try:
         async def check():
-            ex = BackpackExchange(cfg(url), PUB, SECRET, sleep=t.sleep, monotonic=t.monotonic)
+            ex = BackpackExchange(*venue(url), PUB, SECRET, sleep=t.sleep, monotonic=t.monotonic)
             try:
                 return await ex.get_order(SYM, 77), await ex.fills_since(SYM, 0), await ex.last_price(SYM)
             finally:
@@ -839,7 +845,7 @@ def test_standalone_fake_keeps_state_across_restarts(tmp_path):
 
 
 async def _standalone_order(url: str, t: FakeTime) -> None:
-    ex = BackpackExchange(cfg(url), PUB, SECRET, sleep=t.sleep, monotonic=t.monotonic)
+    ex = BackpackExchange(*venue(url), PUB, SECRET, sleep=t.sleep, monotonic=t.monotonic)
     try:
         await ex.place_limit(SYM, Side.buy, D(150), D("0.1"), 78)
     finally:

@@ -4,7 +4,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from gridbot.errors import OrderRejected
+from gridbot.errors import OrderRejected, SnapshotError
 from gridbot.exchange.base import Market, OrderStatus, Side
 from gridbot.exchange.paper import PaperExchange, PaperVenue, PriceStream, read_csv_prices
 
@@ -124,6 +124,51 @@ def test_round_trip_through_json_keeps_everything():
     assert [f.qty for f in w.set_price(D(98))] == [D("0.5")]  # the restored book still matches
 
 
+def v1_snapshot(v: PaperVenue) -> dict:
+    """The venue as version 1 wrote it (positional arrays): ``PaperVenue.to_dict`` until snapshots
+    named their fields, kept verbatim so the migration is tested against the real old format."""
+    m = v.market
+
+    def order(o):
+        return [o.client_id, o.side.value, str(o.price), str(o.qty), str(o.filled_qty), o.status.value,
+                o.exchange_id]
+
+    return {
+        "v": 1,
+        "market": [m.symbol, m.base, m.quote, str(m.tick_size), str(m.step_size), str(m.min_qty)],
+        "fees": [str(v.maker_fee), str(v.taker_fee)],
+        "liquidity": None if v.liquidity_per_tick is None else str(v.liquidity_per_tick),
+        "avail": {a: str(x) for a, x in v._avail.items()},
+        "locked": {a: str(x) for a, x in v._locked.items()},
+        "collected": {a: str(x) for a, x in v.fees_collected.items()},
+        "last_price": None if v.last_price is None else str(v.last_price),
+        "orders": [order(v._orders[c]) for c in list(v._orders)],
+        "closed": list(v._closed),
+        "book": [[str(p), s, c] for p, s, c in v._bids + v._asks],
+        "seq": [v._seq, v._trade_seq, v._last_ms, v._order_seq],
+        "fills": [[f.trade_id, f.client_id, f.side.value, str(f.price), str(f.qty), str(f.fee), f.fee_asset,
+                   f.is_maker, f.order_id, f.timestamp_ms] for f in v._fills],
+    }
+
+
+def test_a_v1_snapshot_loads_identically_and_an_unknown_version_is_refused():
+    v = venue(liquidity_per_tick=D("0.5"))
+    v.place_limit(Side.buy, D(99), D(1), 1)
+    v.place_limit(Side.sell, D(101), D(1), 2)
+    v.place_limit(Side.sell, D(102), D(1), 3)
+    v.cancel(3)
+    v.set_price(D(99))
+    old = json.loads(json.dumps(v1_snapshot(v)))
+    w = PaperVenue.from_dict(old, clock=lambda: 1000)
+    assert w.to_dict() == v.to_dict() and w.to_dict()["v"] == 2
+    assert w.balances() == v.balances() and w.open_orders() == v.open_orders()
+    assert w.fills_since(0) == v.fills_since(0) and w.get_order(3) == v.get_order(3)
+    assert [f.qty for f in w.set_price(D(98))] == [f.qty for f in v.set_price(D(98))]
+    for bad in (3, None, "2"):
+        with pytest.raises(SnapshotError, match=f"paper venue has format version {bad!r}; this gridbot reads"):
+            PaperVenue.from_dict({**v.to_dict(), "v": bad})
+
+
 def test_order_ids_are_the_venues_own_and_a_snapshot_from_before_them_still_loads():
     v = venue()
     a = v.place_limit(Side.buy, D(99), D(1), 70)
@@ -131,7 +176,7 @@ def test_order_ids_are_the_venues_own_and_a_snapshot_from_before_them_still_load
     assert (a.exchange_id, b.exchange_id) == ("P1", "P2")  # never derived from the client id
     (f,) = v.set_price(D(99))
     assert f.order_id == "P1"
-    d = json.loads(json.dumps(v.to_dict()))
+    d = json.loads(json.dumps(v1_snapshot(v)))
     d["orders"] = [o[:6] for o in d["orders"]]  # the layout an older version saved
     d["fills"] = [r[:8] + r[9:] for r in d["fills"]]
     d["seq"] = d["seq"][:3]
