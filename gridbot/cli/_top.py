@@ -96,7 +96,7 @@ class Top(App):
 
     # -- drawing ---------------------------------------------------------------------------------
     def _fit_columns(self) -> list[str]:
-        from ._views import LIST_DROP, LIST_HEADERS
+        from ._columns import LIST_DROP, LIST_HEADERS
 
         rows = list(self.cells.values())
         widths = [max([len(h)] + [len(c[i]) for c in rows if len(c) > i]) + 1 for i, h in enumerate(LIST_HEADERS)]
@@ -104,7 +104,7 @@ class Top(App):
         return [LIST_HEADERS[i] for i in keep]
 
     def _draw_table(self) -> None:
-        from ._views import LIST_HEADERS, list_styles
+        from ._columns import LIST_HEADERS, list_styles
 
         table = self.query_one("#fleet", DataTable)
         cols = self._fit_columns()
