@@ -1,4 +1,5 @@
-"""The bot process's package (``gridbot/bot/``) stays small modules with imports running one way."""
+"""The bot process's package (``gridbot/bot/``) stays small modules with imports running one way (that
+the whole package has no import cycle: tests/unit/test_import_boundaries.py)."""
 from __future__ import annotations
 
 import ast
@@ -39,28 +40,6 @@ def _top_level_imports(path: Path) -> set[str]:
 def _graph() -> dict[str, set[str]]:
     mods = {_module(p): p for p in PKG.rglob("*.py")}
     return {m: {i for i in _top_level_imports(p) if i in mods and i != m} for m, p in mods.items()}
-
-
-def test_the_import_graph_of_the_bot_has_no_cycle():
-    graph = _graph()
-    state: dict[str, int] = {}
-    cycles: list[list[str]] = []
-
-    def visit(m: str, path: list[str]) -> None:
-        state[m] = 1
-        for n in sorted(graph[m]):
-            if state.get(n) == 1:
-                cycle = path[path.index(n):] + [n]
-                if any(x.startswith("gridbot.bot") or x == "gridbot.runner" for x in cycle):
-                    cycles.append(cycle)
-            elif n not in state:
-                visit(n, path + [n])
-        state[m] = 2
-
-    for m in sorted(graph):
-        if m not in state:
-            visit(m, [m])
-    assert cycles == []
 
 
 def test_the_parts_import_each_other_one_way_only():
