@@ -13,12 +13,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import paper_config
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from gridbot_testsupport import free_port
 
 
 def test_ready_status_watchdog_and_sigterm_cancels(bot):
@@ -143,7 +138,7 @@ def test_a_snapshot_of_an_unknown_version_is_refused_with_one_clear_line(bot, ke
 
 
 def test_status_port_serves_health_metrics_and_json(bot):
-    port = _free_port()
+    port = free_port()
     b = bot(cfg=paper_config(web_port=port, web_balances=True)).start()  # balances only when enabled
     b.wait_for("READY=1")
     base = f"http://127.0.0.1:{port}"

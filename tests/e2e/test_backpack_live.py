@@ -5,20 +5,11 @@ from __future__ import annotations
 import json
 import time
 
+from gridbot_testsupport import free_port
+
 from .conftest import keypair, start_fake_backpack
 
-
-
-def _free_port() -> int:
-    """The container shares the host's network: a port no other run (or test) holds right now."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-PORT = _free_port()
+PORT = free_port()
 
 
 def live_config() -> str:

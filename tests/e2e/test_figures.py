@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
-import socket
 from decimal import Decimal as D
+
+from gridbot_testsupport import free_port
 
 from .conftest import paper_config
 from .conftest import wait_for as _wait_for
@@ -30,12 +31,6 @@ def api_status(box, port: int) -> dict:
     r = box.run(["python3", "-c", f"import urllib.request;print(urllib.request.urlopen("
                                   f"'http://127.0.0.1:{port}/api/status',timeout=5).read().decode())"], check=True)
     return json.loads(r.stdout)
-
-
-def free_port() -> int:
-    with socket.socket() as s:  # the box shares the host's network
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_list_figures_equal_the_bots_own_accounting(box, make_instance):

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import time
 import urllib.error
 import urllib.request
 from decimal import Decimal as D
 
-from gridbot_testsupport import browser
+from gridbot_testsupport import browser, free_port
 
 from .conftest import paper_config
 
@@ -27,12 +26,6 @@ def wait_for(pred, timeout=30.0, every=0.5):
             return last
         time.sleep(every)
     raise AssertionError(f"condition not met in time; last: {last!r}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:  # the box shares the host's network
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def money(s: str, quote: str) -> str:

@@ -21,3 +21,13 @@ def wait_until(cond: Callable[[], object], timeout: float = 20.0, every: float =
             return True
         time.sleep(every)
     return False
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing holds right now (the containers share the host's network,
+    so a fixed port could collide with another run)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
