@@ -20,12 +20,11 @@ from __future__ import annotations
 import logging
 import time
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from .. import strategy as st
 from ..errors import AuthError, ConfigError, ExchangeError, OrderRejected
 from ..exchange.base import OrderStatus
-from ..grid import GridError
 from ..health import failure_kind
 from ..models import grid_fingerprint
 from ..store import CANCELLED, NOT_PLACED, OPEN, PENDING
@@ -34,8 +33,10 @@ from .failures import WAIT_MAX_S
 from .orders import ROW_STATUS, now_ms
 from .params import build_params, limits
 
-log = logging.getLogger("gridbot")
+if TYPE_CHECKING:
+    from ..records import Market
 
+log = logging.getLogger("gridbot")
 
 
 class StartupMixin(BotBase):
@@ -47,7 +48,6 @@ class StartupMixin(BotBase):
         """Restore the strategy, or start a fresh one; re-grid if the grid parameters changed."""
         market = await self.ex.market(self.symbol)
         self.price = await self.ex.last_price(self.symbol)
-        params = build_params(self.cfg, market, self.price, self.ex.taker_fee)
         snap = self.store.get("strategy")
         fp, old_fp = grid_fingerprint(self.cfg), self.store.get("grid")
         if old_fp:  # rows written before orders recorded their venue belong to the grid running then
@@ -60,25 +60,23 @@ class StartupMixin(BotBase):
                     self.store.put("started_ms", self.store.first_order_ms() or now_ms())
                 self.apply([limits(self.cfg)])
                 return
+            old = self.state
+            same_base = old.p.base == market.base
+            granted = Decimal((old_fp or {}).get("base_investment", "0"))
+            # the new grid keeps what the old one owned, adjusted by any change of the coins granted to it
+            await self.check_feasible(market, carried(old, self.cfg.base_investment, granted) if same_base else None)
             log.warning("grid parameters changed since the last run: cancelling %d orders of the old grid on %s %s",
                         len(self.state.by_cid), (old_fp or {}).get("exchange"), (old_fp or {}).get("symbol"))
             await self.retire_old_grid(old_fp or fp)
-            old = self.state
-            if old.p.base == market.base:
-                # the new grid keeps what the old one owned, adjusted by any change of the coins granted to it
-                granted = Decimal((old_fp or {}).get("base_investment", "0"))
-                budget = max(Decimal(0), old.inventory + self.cfg.base_investment - granted)
+            if same_base:  # counted again: the old grid's last fills were booked while it was retired
+                budget = carried(old, self.cfg.base_investment, granted)
             elif old.inventory:
                 log.warning("the old grid's %s %s stay on the account; the new grid trades %s", old.inventory,
                             old.p.base, market.base)
         else:
             old = None
-            if budget:
-                bal = await self.ex.balances()
-                have = bal[market.base].available if market.base in bal else Decimal(0)
-                if have < budget:
-                    raise GridError(f"base_investment {budget} {market.base} is more than the {have} {market.base} "
-                                    f"available on the account")
+            await self.check_feasible(market)
+        params = build_params(self.cfg, market, self.price, self.ex.taker_fee)  # checked feasible just now
         fresh = st.init(params, budget, self.new_epoch())
         if old is not None:  # keep the books continuous
             fresh.realised, fresh.pairs, fresh.fills = old.realised, old.pairs, old.fills
@@ -87,8 +85,33 @@ class StartupMixin(BotBase):
             self.store.put("strategy", fresh.to_dict())
             self.store.put("grid", fp)
             self.store.put("started_ms", now_ms())
+        if self.cfg.exchange != "paper" and self.price is not None and not params.buy[0] <= self.price <= params.sell[-1]:
+            log.warning("the price %s is outside the grid %s..%s: the grid waits, placing nothing, until it comes "
+                        "into the range", self.price, params.buy[0], params.sell[-1])
         log.info("new grid: %d levels %s..%s, %s %s per level, owns %s %s, client ids in epoch %d", self.cfg.levels,
                  params.buy[0], params.sell[-1], params.qty, market.base, budget, market.base, fresh.epoch)
+
+    async def check_feasible(self, market: "Market", regrid_base: Optional[Decimal] = None) -> None:
+        """``validate``'s checks (``feasibility.problems``) on what the venue reports, before a new grid
+        is placed: a ConfigError naming every problem (exit 78), so that `validate` ok means the bot
+        trades. At a re-grid (``self.state`` is the old grid) the quote its own buys lock counts, since
+        retiring them frees it, and ``regrid_base`` is the base it owned (None: a new base asset, so
+        ``base_investment`` must be on the account). A live price outside the range is a waiting grid,
+        not an error (``feasibility``'s docstring says why); health then says it is not trading."""
+        from .. import feasibility
+
+        paper, regrid = self.cfg.exchange == "paper", self.state is not None
+        have = {a: b.available for a, b in (await self.ex.balances()).items()}
+        if self.state is not None and self.state.p.quote == market.quote:
+            locked = sum((price * rest for _g, side, price, rest in self.state.live().values() if side is st.BUY),
+                         Decimal(0))
+            have[market.quote] = have.get(market.quote, Decimal(0)) + locked
+        # paper: name the config keys, as validate does (at a re-grid the balances are the simulation's own)
+        sources = (feasibility.PAPER_RULES if regrid else feasibility.paper_sources(self.cfg)) if paper else {}
+        venue = feasibility.Venue(market, self.price, have, self.ex.taker_fee, sources)
+        found = feasibility.problems(self.cfg, venue, own_base=regrid_base, waiting_ok=not paper)
+        if found:
+            raise ConfigError(f"the grid cannot trade on {self.cfg.exchange} {market.symbol}: {'; '.join(found)}")
 
     async def retire_old_grid(self, old_fp: dict[str, Any]) -> None:
         """The grid changed (range, size, symbol or exchange): take the old grid's orders off the venue
@@ -181,3 +204,8 @@ class StartupMixin(BotBase):
             except asyncio.TimeoutError:
                 pass
         return False
+
+
+def carried(old: st.GridState, base_investment: Decimal, granted: Decimal) -> Decimal:
+    """The base a re-grid keeps: what the old grid owned, plus any change of the coins granted to it."""
+    return max(Decimal(0), old.inventory + base_investment - granted)

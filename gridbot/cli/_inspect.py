@@ -41,7 +41,7 @@ def status(ctx: typer.Context, names: Optional[List[str]] = NamesArg,
         if i:
             print()
         _print_status(row, log)
-        _why_na([row])
+        r.why_na([row])
     if as_json and shown:
         r.emit_json(shown[0] if len(targets) == 1 else shown)
     if worst:
@@ -94,18 +94,7 @@ def stats(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
     body.append([f"TOTAL ({len(rows)})", "", r.cpu_h(totals["cpu_ns"]), r.bytes_h(totals["memory_bytes"]),
                  r.tasks_h(totals["tasks"])])
     r.table(["NAME", "STATE", "CPU", "MEMORY", "TASKS"], body)
-    _why_na(rows)
-
-
-def _why_na(rows: list[UnitRow]) -> None:
-    """Say once, on stderr, why a running instance's figure reads n/a (instead of leaving a mystery)."""
-    running = [x for x in rows if x.main_pid]
-    missing = [what for what, attr in (("CPU", "cpu_ns"), ("memory", "memory_bytes"), ("tasks", "tasks"))
-               if any(getattr(x, attr) is None for x in running)]
-    if missing:
-        r.note(f"{'/'.join(missing)} n/a: systemd keeps no such figure for these units; its cgroup controller "
-               f"(cpu/cpuacct, memory, pids) is not available to systemd here, typically a cgroup v1 container "
-               f"with the controllers mounted read-only (see README, 'CPU and memory figures')")
+    r.why_na(rows)
 
 
 def info(ctx: typer.Context, name: str = typer.Argument(None, autocompletion=_complete_names, show_default=False),

@@ -24,6 +24,19 @@ def note(text: str) -> None:
     print(text, file=sys.stderr)
 
 
+def why_na(rows: Sequence[Any]) -> None:
+    """Say once, on stderr, why a running instance's CPU, memory or tasks figure reads n/a (``list``,
+    ``status``, ``stats``), instead of leaving a mystery. ``rows``: ``systemd.UnitRow``s."""
+    running = [x for x in rows if x.main_pid]
+    missing = [what for what, attr in (("CPU", "cpu_ns"), ("memory", "memory_bytes"), ("tasks", "tasks"))
+               if any(getattr(x, attr) is None for x in running)]
+    if missing:
+        note(f"{'/'.join(missing)} n/a: systemd keeps no such figure for these units: its accounting is off for "
+             f"them, or the cgroup controller (cpu/cpuacct, memory, pids) is not available to systemd here, "
+             f"typically a cgroup v1 container with the controllers mounted read-only (see README, 'CPU and memory "
+             f"figures')")
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], stretch: Optional[int] = None) -> None:
     """Left-aligned columns; the ``stretch`` column is cut so the table fits the terminal."""
     rows = [[str(c) for c in r] for r in rows]

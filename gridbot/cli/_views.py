@@ -33,6 +33,7 @@ def list_(ctx: typer.Context, as_json: bool = JsonOpt,
         return
     for line in list_lines(rows, recs, None if wide else r.terminal_width(), r.use_colour()):
         print(line)
+    r.why_na(rows)
 
 
 def list_lines(rows: list[UnitRow], recs: list[dict], width: Optional[int], colour: bool) -> list[str]:

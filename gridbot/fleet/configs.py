@@ -261,7 +261,8 @@ class ValidateReport:
 def validate_report(ctx: Context, names: Iterable[str], paths: Iterable[Path], all_: bool, *,
                     offline: bool = False) -> ValidateReport:
     """``gridbot validate``: every named config (or with ``all_`` every installed one, and the clashes
-    between them), each file's errors at once; ``offline`` skips the live ranges' price-band look-up."""
+    between them), each file's errors at once; ``offline`` skips the live configs' market look-up
+    (``bands.live_check``: the start-up checks on today's market rules, the price band)."""
     names, paths = list(names), list(paths)
     missing: list[str] = []
     if all_:
@@ -295,8 +296,13 @@ def validate_report(ctx: Context, names: Iterable[str], paths: Iterable[Path], a
         results = {n: bad.get(n) for n, _path in sources}
     gone = {n: f"no such instance '{n}': no {cfgmod.config_path(n, ctx.config_dir)}" for n in missing}
     warnings: dict[str, list[str]] = {}
-    if not offline:
-        from ..bands import band_warnings
+    if not offline:  # a live grid against its market today: the bot's start-up checks, on public data
+        from ..bands import live_check
 
-        warnings = {n: w for n, c in good.items() if (w := band_warnings(c))}
+        where = dict(sources) if not all_ else {}
+        for n, c in good.items():
+            errors, warnings[n] = live_check(c)
+            if errors:
+                results[n] = f"{where.get(n) or cfgmod.config_path(n, ctx.config_dir)}: {'; '.join(errors)}"
+        warnings = {n: w for n, w in warnings.items() if w}
     return ValidateReport(results, gone, warnings)

@@ -104,6 +104,31 @@ def test_missing_config_and_unusable_grid_exit_78(bot, tmp_path):
     assert "below the market minimum" in c.log()
 
 
+@pytest.mark.parametrize("over", [
+    {"symbol": "BTC_USDC", "lower_price": "60000", "upper_price": "70000", "qty_per_level": "0.001",
+     "paper": {"price": {"start_price": "65000"}}},  # rounds to 0.00 BTC on the default paper market
+    {"symbol": "BTC_USDC", "lower_price": "60000", "upper_price": "70000", "qty_per_level": "0.01"},  # price 150
+    {"paper": {"initial_quote": "5", "price": {"start_price": "150"}}},  # cannot pay for a single buy
+], ids=["size_below_minimum", "price_outside_range", "initial_quote_5"])
+def test_the_bot_refuses_what_validate_refuses_with_the_same_words(bot, over):
+    """The issue's three configs `validate` once passed: the bot's own start-up check refuses each
+    with exit 78 and one journal line listing exactly the problems validate lists."""
+    from gridbot.config import parse_config
+    from gridbot.errors import ConfigError
+
+    cfg = {**paper_config(), **over}
+    with pytest.raises(ConfigError) as exc:
+        parse_config(json.dumps(cfg), "bot1.json", feasible=True)
+    problems = str(exc.value).removeprefix("bot1.json: ")
+    b = bot(cfg=cfg).start()
+    assert b.proc.wait(15) == 78
+    b.stderr.close()
+    lines = b.log().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0] == f"<3>not starting: the grid cannot trade on paper {cfg['symbol']}: {problems}"
+    assert not (b.state_dir / "gridbot.sqlite").exists() or b.kv("strategy") is None  # no grid was written
+
+
 def test_unusable_state_dir_is_one_clear_line(bot, tmp_path):
     b = bot(cfg=paper_config())
     b.state_dir = tmp_path / "file-not-dir"

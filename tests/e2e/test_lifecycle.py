@@ -175,7 +175,29 @@ def test_stats_real_memory_and_cpu_and_never_uint64_max(box, make_instance):
     assert data["total"]["memory_bytes"] >= row["memory_bytes"]
     text = box.gridbot("stats", check=True).stdout
     assert "18446744073709551615" not in text and "TOTAL" in text
-    assert "18446744073709551615" not in box.gridbot("list", check=True).stdout
+    listed = box.gridbot("list", check=True)
+    assert "18446744073709551615" not in listed.stdout and "n/a" not in listed.stderr
+
+
+def test_list_says_once_why_a_figure_is_na(box, make_instance):
+    """A unit whose CPU accounting is off has no CPU figure: `list` (like status and stats) shows n/a
+    and says why, once, on stderr."""
+    make_instance("na_a")
+    make_instance("na_b")
+    box.sh("mkdir -p /run/systemd/system/gridbot@na_a.service.d /run/systemd/system/gridbot@na_b.service.d && "
+           "for n in na_a na_b; do printf '[Service]\nCPUAccounting=no\n' "
+           ">/run/systemd/system/gridbot@$n.service.d/50-test.conf; done && systemctl daemon-reload")
+    try:
+        box.gridbot("start", "na_a", "na_b", check=True)
+        listed = box.gridbot("list", "--wide", check=True)
+        rows = [ln for ln in listed.stdout.splitlines() if ln.startswith("na_")]
+        assert len(rows) == 2 and all(" n/a " in ln for ln in rows), listed.stdout
+        (line,) = listed.stderr.splitlines()
+        assert line.startswith("CPU n/a: systemd keeps no such figure for these units: its accounting is off")
+        assert box.gridbot("list", "--json", check=True).stderr == ""  # JSON: null, no note
+    finally:
+        box.sh("rm -rf /run/systemd/system/gridbot@na_a.service.d /run/systemd/system/gridbot@na_b.service.d; "
+               "systemctl daemon-reload")
 
 
 def test_start_dash_c_installs_the_config(box):

@@ -1,5 +1,6 @@
-"""gridbot/bands.py through `gridbot validate`: a live range wider than the venue's price band at today's
-price, a book that is not Open, a venue out of reach, --offline; against the fake Backpack server."""
+"""gridbot/bands.py through `gridbot validate`: a live grid against its market today (the bot's start-up
+checks are errors; a range wider than the price band, a price outside the range, a book that is not
+Open are warnings), a venue out of reach, --offline; against the fake Backpack server."""
 from __future__ import annotations
 
 import base64
@@ -52,7 +53,7 @@ def test_validate_warns_when_a_live_range_is_wider_than_todays_band(fake, tmp_pa
     assert "lower_price 100 is below 112.5" in w and "upper_price 200 is above 187.5" in w
     assert data["fits"] == {"valid": True, "error": None}
     (w,) = data["away"]["warnings"]
-    assert w.startswith("could not check SOL_USDC's price band") and "--offline" in w
+    assert w.startswith("could not check SOL_USDC's market rules") and "--offline" in w
     fake.account.markets["SOL_USDC"].state = "PostOnly"
     r = _validate(tmp_path, "fits")
     assert r.returncode == 0 and "order book is PostOnly today: limit orders only" in r.stderr
@@ -60,3 +61,28 @@ def test_validate_warns_when_a_live_range_is_wider_than_todays_band(fake, tmp_pa
     n = len(fake.log)
     r = _validate(tmp_path, "wide", "--offline")
     assert r.returncode == 0 and "warning" not in r.stderr and len(fake.log) == n
+
+
+def test_validate_refuses_a_live_grid_the_market_rules_refuse_as_the_bot_would(fake, tmp_path):
+    """The public market rules of today (tick, step, minimum size) make validate fail with the
+    problems the bot's start-up would name; a price outside the range is only a warning."""
+    import json
+
+    live = {"exchange": "backpack", "symbol": "SOL_USDC", "levels": 4, "backpack": {"base_url": fake.base_url}}
+    (tmp_path / "tiny.json").write_text(json.dumps({**live, "lower_price": "120", "upper_price": "180",
+                                                    "qty_per_level": "0.001"}))
+    (tmp_path / "below.json").write_text(json.dumps({**live, "lower_price": "60", "upper_price": "100",
+                                                     "qty_per_level": "0.1"}))
+    r = _validate(tmp_path, "tiny", "below", "--json")
+    assert r.returncode != 0
+    data = json.loads(r.stdout)
+    err = data["tiny"]["error"]
+    assert data["tiny"]["valid"] is False
+    assert "qty per level 0.001 rounds to 0.00, below the market minimum 0.01" in err and "qty_per_level" in err
+    assert err.startswith(str(tmp_path / "tiny.json") + ": ")
+    assert data["below"]["valid"] is True
+    w = data["below"]["warnings"]
+    assert "SOL_USDC's price today, 150, is outside the range 60..100: the grid waits, placing nothing" in w[0]
+    assert "wider than SOL_USDC's price band" in w[1]
+    r = _validate(tmp_path, "tiny", "--offline")
+    assert r.returncode == 0  # offline: what the config alone says

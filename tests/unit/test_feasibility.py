@@ -1,27 +1,33 @@
-"""`validate` ok = the bot will trade: validate and the bot's start-up check agree.
+"""`validate` ok = the bot will trade: validate and the bot's own start-up agree.
 
-The bot side is what the bot sees at start: the paper exchange built by exchange.factory from the
-config (its market, last price and balances), then runner.build_params (exit 78 on GridError) and
-feasibility.check with those figures (the call the runner makes before placing a new grid).
+The bot side is the real ``Bot``: its ``start_up`` against the paper exchange the factory builds
+from the config (as ``gridbot run`` does). A config validate refuses must make the bot refuse to
+start (ConfigError/GridError: exit 78) with the same problems; a config validate accepts must start
+and rest an order on every level of its grid.
 """
 from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
 from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from gridbot import feasibility
+from gridbot import strategy as core
+from gridbot.bot import Bot
 from gridbot.config import parse_config
 from gridbot.errors import ConfigError
 from gridbot.exchange.factory import open_exchange
 from gridbot.grid import GridError
 from gridbot.models import GridConfig
+from gridbot.notify import Notifier
 from gridbot.runner import build_params
+from gridbot.store import Store
 
 SOL = {"symbol": "SOL_USDC", "lower_price": "100", "upper_price": "200", "levels": 10, "qty_per_level": "0.1"}
 BTC = {"symbol": "BTC_USDC", "lower_price": "60000", "upper_price": "70000", "levels": 10}
@@ -42,6 +48,13 @@ INFEASIBLE = [
     ("base_but_no_quote_for_buys", {**SOL, "paper": {"initial_quote": "1", "initial_base": "100",
                                                      "price": {"start_price": "150"}}},
      ["buy(s) of 0.10 SOL", "paper.initial_quote is 1"]),
+    # the account's coins are not the grid's: without base_investment its sells are bought at market
+    ("coins_held_but_not_granted", {**SOL, "paper": {"initial_quote": "60", "initial_base": "1",
+                                                     "price": {"start_price": "150"}}},
+     ["buying 0.51 SOL at market", "paper.initial_quote is 60", "base_investment"]),
+    ("base_investment_not_held", {**SOL, "base_investment": "2", "paper": {"initial_base": "1",
+                                                                           "price": {"start_price": "150"}}},
+     ["base_investment 2 SOL is more than the 1 SOL in paper.initial_base"]),
 ]
 
 FEASIBLE = [
@@ -49,8 +62,8 @@ FEASIBLE = [
     ("btc_right_size", {**BTC, "qty_per_level": "0.01", "paper": {"step_size": "0.0001", "min_qty": "0.0001",
                                                                   "initial_quote": "100000",
                                                                   "price": {"start_price": "65000"}}}),
-    ("base_pays_for_sells", {**SOL, "paper": {"initial_quote": "60", "initial_base": "1",
-                                              "price": {"start_price": "150"}}}),
+    ("base_pays_for_sells", {**SOL, "base_investment": "1", "paper": {"initial_quote": "60", "initial_base": "1",
+                                                                      "price": {"start_price": "150"}}}),
 ]
 
 
@@ -63,22 +76,34 @@ def validate_errors(cfg: dict) -> list[str]:
     return []
 
 
-def bot_errors(cfg: dict, tmp: Path) -> list[str]:
-    """What the bot finds at start, from the exchange it builds for this config."""
+def start_bot(cfg: dict, tmp: Path) -> tuple[list[str], Bot]:
+    """The bot's own start-up for this config: (its refusal, if any; the bot)."""
     c = GridConfig.model_validate_json(json.dumps(cfg))
+    tmp.mkdir(parents=True, exist_ok=True)
 
-    async def look():
+    async def go() -> tuple[list[str], Bot]:
         ex = open_exchange(c, tmp)
-        market, price, bal = await ex.market(c.symbol), await ex.last_price(c.symbol), await ex.balances()
-        return market, price, {a: b.available for a, b in bal.items()}, ex.venue.taker_fee
+        epochs = iter(range(1, 1000))
+        b = Bot("t", c, Store.open(tmp), ex, Notifier(""), tmp, lambda: next(epochs))
+        b._stop_event = asyncio.Event()
+        try:
+            await b.start_up()
+        except (ConfigError, GridError) as exc:
+            return [str(exc)], b
+        finally:
+            await ex.close()
+            b.store.close()
+        return [], b
 
-    market, price, balances, taker = asyncio.run(look())
-    errors = []
-    try:
-        build_params(c, market, price, taker)
-    except GridError as exc:
-        errors.append(f"build_params: {exc}")
-    errors += feasibility.problems(c, feasibility.Venue(market, price, balances, taker))
+    return asyncio.run(go())
+
+
+def bot_errors(cfg: dict, tmp: Path) -> list[str]:
+    """What the bot says when it refuses to start; empty when it started and rests every level."""
+    errors, b = start_bot(cfg, tmp)
+    if not errors:
+        assert b.state is not None and b.state.phase is core.RUNNING, (b.state and b.state.phase, b.state.note)
+        assert core.missing(b.state) == [], (core.missing(b.state), b.state.note)
     return errors
 
 
@@ -89,6 +114,7 @@ def test_infeasible_configs_fail_validate_and_the_bot_alike(name, cfg, words, tm
     assert v and b, (v, b)
     for w in words:
         assert w in v[0], (w, v[0])
+        assert w in b[0], (w, b[0])  # the bot's journal line names the same problem and key
 
 
 @pytest.mark.parametrize("name,cfg", FEASIBLE, ids=[x[0] for x in FEASIBLE])
@@ -113,23 +139,34 @@ def test_grid_errors_the_bot_raises_are_always_reported_by_validate(tmp_path):
             assert validate_errors(cfg)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     lower=st.integers(1, 5000), width=st.integers(1, 5000), levels=st.integers(2, 60),
-    qty=st.sampled_from(["0.001", "0.01", "0.1", "1", "5"]), start=st.integers(1, 12000),
+    size=st.sampled_from(["qty_per_level=0.001", "qty_per_level=0.01", "qty_per_level=0.1", "qty_per_level=1",
+                          "qty_per_level=5", "investment=50", "investment=5000", "investment=500000"]),
+    where=st.integers(-20, 120), geometric=st.booleans(),
     quote=st.sampled_from(["0", "5", "100", "10000", "1000000"]), base=st.sampled_from(["0", "0.5", "50"]),
+    granted=st.sampled_from(["0", "0.5", "50"]), fee=st.sampled_from(["0", "0.001"]),
     tick=st.sampled_from(["0.01", "0.1", "1"]), min_qty=st.sampled_from(["0.001", "0.01", "0.1"]),
 )
-def test_property_validate_and_bot_agree(tmp_path, lower, width, levels, qty, start, quote, base, tick, min_qty):
+def test_property_validate_and_bot_agree(tmp_path, lower, width, levels, size, where, geometric, quote, base,
+                                         granted, fee, tick, min_qty):
+    """Over random configs: validate ok exactly when the bot starts and rests an order on every level."""
+    key, amount = size.split("=")
+    start = max(1, lower + width * where // 100)  # the price as a percentage of the range: mostly inside
     cfg = {"symbol": "X_USD", "lower_price": str(lower), "upper_price": str(lower + width), "levels": levels,
-           "qty_per_level": qty, "fee_rate": "0",
+           key: amount, "fee_rate": "0", "base_investment": granted,
+           "spacing": "geometric" if geometric else "arithmetic",
            "paper": {"initial_quote": quote, "initial_base": base, "tick_size": tick, "step_size": "0.001",
-                     "min_qty": min_qty, "price": {"start_price": str(start)}}}
+                     "min_qty": min_qty, "taker_fee": fee, "price": {"start_price": str(start)}}}
     try:
         GridConfig.model_validate_json(json.dumps(cfg))
     except Exception:
         return  # invalid before feasibility: not this test's subject
-    assert bool(validate_errors(cfg)) == bool(bot_errors(cfg, tmp_path))
+    with tempfile.TemporaryDirectory(dir=tmp_path) as fresh:  # each example a fresh state, as at a first start
+        v = validate_errors(cfg)
+        event("validate ok" if not v else "validate refuses")
+        assert bool(v) == bool(bot_errors(cfg, Path(fresh))), v
 
 
 def test_live_configs_skip_the_paper_checks():

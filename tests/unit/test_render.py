@@ -133,3 +133,19 @@ def test_render_never_prints_uint64_max():
     assert _render.bytes_h(5 * 1024 * 1024) == "5.0M"
     from gridbot.systemd import _figure
     assert _figure(2**64 - 1) is None and _figure(5) == 5
+
+
+def test_why_na_is_said_once_for_running_units_only(capsys):
+    """`list`, `status` and `stats` share it: one stderr line naming the missing figures; nothing when
+    every running unit has them; a stopped unit's n/a needs no explanation."""
+    def unit(name, pid, **figs):
+        return UnitRow(name, f"gridbot@{name}.service", "loaded", "active" if pid else "inactive",
+                       "running" if pid else "dead", main_pid=pid, **figs)
+
+    full = {"cpu_ns": 10**9, "memory_bytes": 2**20, "tasks": 3}
+    r.why_na([unit("a", 10, **full), unit("b", 0)])
+    assert capsys.readouterr().err == ""
+    r.why_na([unit("a", 10, **{**full, "cpu_ns": None}), unit("b", 11, **{**full, "cpu_ns": None, "tasks": None})])
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("CPU/tasks n/a: systemd keeps no such figure for these units: its accounting is off")
+    assert "'CPU and memory figures'" in line
