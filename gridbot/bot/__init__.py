@@ -3,11 +3,13 @@
 The strategy (``gridbot/strategy.py``) is pure; this package moves events in and intents out,
 writing each intent to the store *before* the exchange call. One module per job:
 
-    main.py         process entry: main(NAME) -> exit code (0 / 1 / 78), _amain, run_guarded, state_dir_for
+    main.py         process entry: main(NAME) -> exit code (0 / 1 / 78), _amain, run_guarded, state_dir_for;
+                    fresh_start_step (a live empty state's account check, run by start_up)
     core.py         Bot: the class that joins the parts below
     base.py         BotBase: the state every part shares, created in one __init__; the tunable timings
     loop.py         run: signals, one cycle per exchange event, held levels' backoff, watchdog, shutdown
-    startup.py      open (or re-grid) the state; retry until the exchange answers, READY=1 degraded after 20 s
+    startup.py      fresh-start check, open (or re-grid) the state; retry until the exchange answers, READY=1
+                    degraded after 20 s
     reconcile.py    make store and strategy agree with the venue (start, after errors, every 30 s)
     orders.py       send intents, read every answer, poll fills; which venue orders are ours
     persist.py      apply: events -> strategy -> store, in one transaction (the write-ahead guarantee)

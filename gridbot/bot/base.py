@@ -10,7 +10,7 @@ import time
 from collections import deque
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 
 from .. import strategy as st
 from ..health import Health
@@ -33,10 +33,14 @@ class BotBase:
     """One instance's state: config, store, exchange, strategy state, and the loop's bookkeeping."""
 
     def __init__(self, name: str, cfg: "GridConfig", store: "Store", exchange: "Exchange", notifier: "Notifier",
-                 cfg_dir: Path, new_epoch: Callable[[], int]) -> None:
+                 cfg_dir: Path, new_epoch: Callable[[], int],
+                 fresh_start: Optional[Callable[[], Awaitable[None]]] = None) -> None:
         self.name, self.cfg, self.store, self.ex, self.notifier = name, cfg, store, exchange, notifier
         self.cfg_dir = cfg_dir
         self.new_epoch = new_epoch  # the account's epoch registry: client ids no other state can produce
+        # a live instance's empty state: the account's fresh-start check (main.fresh_start_step), run by
+        # start_up before the first open_state and retried like any exchange call; None once it succeeded
+        self.fresh_start = fresh_start
         self.symbol = cfg.symbol
         self.state: Optional[st.GridState] = None
         self.price: Optional[Decimal] = None

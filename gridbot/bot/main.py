@@ -2,7 +2,11 @@
 
 Order of work: load and validate the config, claim the account (one symbol per account, its rate
 budget), lock and open the state, build the exchange, then hand over to ``Bot.run`` through
-``run_guarded``. Every way out is one of three exit codes, one log line each, never a traceback for
+``run_guarded``. A live instance whose state is empty gets a ``fresh_start_step`` (the account's
+fresh-start check, then the new state's epoch reserved in the store) that the bot's own start-up runs
+before the state is opened, in its retry loop: an exchange outage then is waited out with READY=1
+(degraded) after the grace, like any start during an outage; a lost state still ends the process
+with 78. Every way out is one of three exit codes, one log line each, never a traceback for
 an expected failure:
 
     0   EX_OK      clean stop (SIGTERM/SIGINT): on_stop applied
@@ -22,18 +26,16 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from .. import _statelock
 from ..config import config_dir, load
-from ..errors import EXIT_BOT_CONFIG, ConfigError, CredentialsError, ExchangeError, SnapshotError, UsageError
+from ..errors import EXIT_BOT_CONFIG, ConfigError, CredentialsError, SnapshotError, UsageError
 from ..grid import GridError
-from ..health import failure_kind
 from ..models import GridConfig
 from ..notify import Notifier, setup_logging
 from ..store import DB_NAME, Store, StoreError
 from .core import Bot
-from .failures import WAIT_MAX_S
 from .loop import EX_OK, early_signals
 from .paper_state import paper_venue, store_epochs
 
@@ -115,7 +117,7 @@ def main(name: str, user: bool = False) -> int:
 
 
 async def _amain(name: str, cfg: GridConfig, state_dir: Path, cfg_dir: Path, claim: "Claim") -> int:
-    from ..account import check_fresh_start, state_is_empty
+    from ..account import state_is_empty
     from ..exchange.factory import open_exchange
 
     try:  # held until exit: one bot per state directory
@@ -130,20 +132,11 @@ async def _amain(name: str, cfg: GridConfig, state_dir: Path, cfg_dir: Path, cla
         ex = open_exchange(cfg, state_dir, saved=saved, save=lambda d: store.put("paper", d), latency_s=latency)
         if ids:  # paper only: a rebuilt venue continues the old one's trade and order numbering
             ex.venue.continue_ids(*ids)  # type: ignore[attr-defined]
-        if claim.live and state_is_empty(store):
-            try:  # a lost state never starts silently; a reset's old orders are cancelled first
-                if not await _fresh_start_waiting(claim, ex, check_fresh_start):
-                    await ex.close()
-                    return EX_OK  # SIGTERM while waiting for the exchange
-            except BaseException:
-                await ex.close()
-                raise
-            # the epoch is reserved for this state from now on: a stop before the grid is written must
-            # not make the next start look like a lost state (the registry already lists the epoch)
-            store.put(RESERVED_EPOCH, claim.reserve_epoch())
+        # a lost state never starts silently; a reset's old orders are cancelled first (in start_up)
+        fresh = fresh_start_step(claim, ex, store) if claim.live and state_is_empty(store) else None
         # paper: the simulated venue is the instance's own account; live: the account's epoch registry
         new_epoch = claim.new_epoch if claim.live else store_epochs(store)
-        bot = Bot(name, cfg, store, ex, Notifier(), cfg_dir, new_epoch)
+        bot = Bot(name, cfg, store, ex, Notifier(), cfg_dir, new_epoch, fresh_start=fresh)
         return await run_guarded(bot)
     finally:
         store.close()
@@ -158,33 +151,27 @@ async def run_guarded(bot: Bot) -> int:
     except (StoreError, sqlite3.Error) as exc:
         from .._failsafe import stop_without_store
 
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if bot.state is None:  # failed before the state was opened (the fresh-start step): nothing placed
+            await bot.ex.close()
+            raise StoreError(first) from None
         bot.stopping = True
         bot.notifier.stopping("state not writable; stopping")
         done = await stop_without_store(bot)
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise StoreError(f"{first}; stopped placing orders, {done}") from None
 
 
-async def _fresh_start_waiting(claim: "Claim", ex: "Exchange", check: Callable[..., Any]) -> bool:
-    """The account's fresh-start check, retried with backoff while the exchange cannot be reached (as
-    the bot's own start-up does: STATUS=waiting for exchange, one line per kind). False on SIGTERM."""
-    import asyncio
+def fresh_start_step(claim: "Claim", ex: "Exchange", store: Store) -> Callable[[], Awaitable[None]]:
+    """The step a live instance with an empty state runs before its first ``open_state`` (``Bot``'s
+    ``fresh_start``; ``start_up`` retries it while the exchange cannot be reached): the account's
+    fresh-start check (AccountError for a lost state; a pending reset's old orders cancelled), then
+    the new state's epoch reserved in the store."""
+    from ..account import check_fresh_start
 
-    delay, logged, notifier = 1.0, set(), Notifier()
-    while True:
-        try:
-            await check(claim, ex)
-            return True
-        except ExchangeError as exc:
-            kind = failure_kind(exc)
-            if kind not in logged:
-                logged.add(kind)
-                log.error("exchange %s (fresh-start check): %s; retrying", kind, exc)
-            notifier.status(f"waiting for exchange: {kind} (retrying in {delay:.0f} s)",
-                            watchdog=notifier.watchdog_interval is not None)
-        for _ in range(int(delay * 10)):
-            if early_signals:
-                log.info("received %s while waiting for the exchange: stopping", signal.Signals(early_signals[0]).name)
-                return False
-            await asyncio.sleep(0.1)
-        delay = min(WAIT_MAX_S, delay * 2)
+    async def step() -> None:
+        await check_fresh_start(claim, ex)
+        # the epoch is reserved for this state from now on: a stop before the grid is written must
+        # not make the next start look like a lost state (the registry already lists the epoch)
+        store.put(RESERVED_EPOCH, claim.reserve_epoch())
+
+    return step

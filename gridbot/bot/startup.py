@@ -1,4 +1,11 @@
-"""Start-up: open (or re-grid) the state, and keep trying until the exchange answers.
+"""Start-up: the fresh-start check, open (or re-grid) the state, and keep trying until the exchange answers.
+
+A live instance whose state is empty is built with a ``fresh_start`` step (``main.fresh_start_step``:
+the account's check, which refuses a lost state, cancels a pending ``gridbot reset``'s old orders,
+and reserves the new state's epoch). ``start_up`` runs it first, inside the same retry loop, until it
+succeeds once: it needs the venue too, so an outage then is waited out like any other (below). A
+lost state raises AccountError, which is no outage: it leaves ``start_up`` and ``run`` unchanged and
+``main`` exits 78 naming ``gridbot reset NAME``.
 
 ``open_state`` restores the strategy from the store, or starts a fresh grid; when the grid's own
 fields changed since the state was saved (``models.grid_fingerprint``), the old grid's orders are
@@ -160,8 +167,8 @@ class StartupMixin(BotBase):
                                 f"not starting the new grid until they are cancelled")
 
     async def start_up(self) -> bool:
-        """Open the state, reconcile and place the grid, retrying with backoff while the venue cannot be
-        reached (or refuses the key). STATUS says "waiting for exchange ..."; after START_GRACE_S the
+        """Run the fresh-start step if any (once it succeeds), open the state, reconcile and place the
+        grid, retrying with backoff while the venue cannot be reached (or refuses the key). STATUS says "waiting for exchange ..."; after START_GRACE_S the
         bot reports READY=1 anyway, degraded (see the module docstring). False if told to stop first."""
         import asyncio
 
@@ -171,6 +178,9 @@ class StartupMixin(BotBase):
         ready = False
         while not self.stopping:
             try:
+                if self.fresh_start is not None:  # AccountError (a lost state) is no outage: it ends start_up
+                    await self.fresh_start()
+                    self.fresh_start = None
                 if self.state is None:
                     await self.open_state()
                 await self.reconcile()

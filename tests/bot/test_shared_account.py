@@ -25,12 +25,13 @@ from hypothesis import strategies as hs
 
 from gridbot import account
 from gridbot import strategy as st
-from gridbot.account import AccountError, check_fresh_start, claim, state_is_empty
+from gridbot.account import AccountError, claim, state_is_empty
 from gridbot.exchange import _sign
 from gridbot.exchange.backpack import BackpackExchange
 from gridbot.exchange.base import Order, Side
 from gridbot.models import GridConfig
 from gridbot.notify import Notifier
+from gridbot.bot.main import fresh_start_step
 from gridbot.runner import RESERVED_EPOCH, Bot
 from gridbot.store import OPEN, Store
 
@@ -108,21 +109,21 @@ class Instance:
 
     async def open(self) -> Bot:
         """What ``runner.main``/``_amain`` do: claim the symbol, open the store, and for a fresh live
-        state run the account's fresh-start check and reserve its epoch; then start up to READY."""
+        state give the Bot the fresh-start step (the account's check, the epoch reserved), which its
+        ``start_up`` runs before opening the state; then start up to READY."""
         assert self.bot is None
         self.claim = claim(self.name, self.cfg, self.root)
         store = Store.open(self.dir)
         ex = Watched(self.cfg, self.who, self.ledger, self.transport)
         try:
-            if state_is_empty(store):
-                await check_fresh_start(self.claim, ex)
-                store.put(RESERVED_EPOCH, self.claim.reserve_epoch())
-            bot = Bot(self.name, self.cfg, store, ex, Notifier(""), self.cfg_dir, self.claim.new_epoch)
-            await bot.open_state()
-            await bot.reconcile()
-            bot.started = True
-            await bot.execute(bot.apply([st.Tick(bot.price), st.Resume()]))  # type: ignore[arg-type]
-            await bot.cycle()
+            fresh = fresh_start_step(self.claim, ex, store) if state_is_empty(store) else None
+            bot = Bot(self.name, self.cfg, store, ex, Notifier(""), self.cfg_dir, self.claim.new_epoch,
+                      fresh_start=fresh)
+            bot._stop_event = asyncio.Event()
+            # the venue is always up here: start_up would retry an ExchangeError, so a hang is a failure
+            assert await asyncio.wait_for(bot.start_up(), 60)
+            if fresh is not None:
+                assert bot.fresh_start is None and store.get(RESERVED_EPOCH) == bot.state.epoch
         except BaseException:
             await ex.close()
             store.close()

@@ -1,7 +1,9 @@
 """Issue 9 in the real systemd: a live instance whose exchange (the fake Backpack) is unreachable at
 start waits for it (STATUS=waiting for exchange ...), answers SIGTERM at once (exit 0, no "crashed",
 no failure alert), trades once the exchange is back, and rides out a run-time outage with its loop
-and watchdog alive, /healthz 503 while it lasts and 200 again after."""
+and watchdog alive, /healthz 503 while it lasts and 200 again after. A fresh start whose account check
+needs the exchange (the first start after ``gridbot reset``) waits the same way: active (degraded)
+after the start grace, never failed by the start timeout."""
 from __future__ import annotations
 
 import json
@@ -110,3 +112,60 @@ def test_live_instance_waits_for_the_exchange_stops_at_once_and_rides_out_an_out
     finally:
         box.sh(f"systemctl stop {UNIT} fakebpo.service; systemctl reset-failed {UNIT} fakebpo.service; "
                f"rm -f /etc/gridbot/{NAME}.json; gridbot credentials rm {NAME}; systemctl daemon-reload", timeout=60)
+
+
+def test_first_start_after_a_reset_during_a_long_outage_is_active_degraded_then_cancels_and_trades(box):
+    """An empty state whose fresh-start check needs the exchange (a pending `gridbot reset`: the old
+    orders are cancelled first), started while the exchange is down for longer than the start grace
+    (20 s): ``systemctl start`` returns (READY=1, degraded) instead of hitting the start timeout; once
+    the exchange is back the old orders are cancelled and the new grid placed."""
+    name, unit, fake_unit = "bpr", "gridbot@bpr.service", "fakebpr"
+    api_key, api_secret = keypair()
+    port, web = free_port(box), free_port(box)
+    box.put(f"/etc/gridbot/{name}.json", json.dumps({
+        "exchange": "backpack", "symbol": "SOL_USDC", "lower_price": 120, "upper_price": 180, "levels": 10,
+        "qty_per_level": 0.1, "web_port": web, "on_stop": "keep",
+        "backpack": {"base_url": f"http://127.0.0.1:{port}", "poll_interval_s": 0.5}}))
+    try:
+        r = box.gridbot("credentials", "set", name, input=json.dumps({"api_key": api_key, "api_secret": api_secret}))
+        assert r.returncode == 0, r.stderr
+        start_fake_backpack(box, fake_unit, port, api_key, "/root/fake-reset.json")
+
+        # an earlier state traded; it is stopped (on_stop=keep: its orders stay) and reset
+        box.run(["systemctl", "start", unit], check=True, timeout=60)
+        wait(lambda: " orders | " in box.show(unit, "StatusText")["StatusText"], 60, "the first grid")
+        box.run(["systemctl", "stop", unit], check=True)
+        old = {o["client_id"] for o in json.loads(http(box, f"http://127.0.0.1:{port}/_state")[1])["open_orders"]}
+        assert len(old) >= 8
+        r = box.gridbot("reset", name, "--yes")
+        assert r.returncode == 0 and "retires its client-id epochs" in r.stdout, (r.stdout, r.stderr)
+
+        # the exchange goes down; the fresh start waits for it past the grace, READY=1 degraded
+        assert http(box, f"http://127.0.0.1:{port}/_down", "POST", {"mode": "503"})[0] == 200
+        t0 = time.monotonic()
+        r = box.run(["systemctl", "start", unit], timeout=80)
+        took = time.monotonic() - t0
+        p = box.show(unit, "ActiveState", "SubState", "StatusText", "NRestarts")
+        assert r.returncode == 0 and p["ActiveState"] == "active", (r.stderr, p, took)
+        assert 15 < took < 60 and p["NRestarts"] == "0", (took, p)
+        assert p["StatusText"].startswith("waiting for exchange"), p
+        code, text = http(box, f"http://127.0.0.1:{web}/healthz")
+        assert code == 503 and "waiting for exchange" in text, (code, text)
+        venue = json.loads(http(box, f"http://127.0.0.1:{port}/_state")[1])
+        assert {o["client_id"] for o in venue["open_orders"]} == old  # nothing cancelled or placed yet
+
+        # the exchange is back: the reset's old orders go, the new grid is placed
+        assert http(box, f"http://127.0.0.1:{port}/_up", "POST", {})[0] == 200
+        wait(lambda: " orders | " in (s := box.show(unit, "StatusText")["StatusText"]) and "DEGRADED" not in s,
+             90, "the new grid after the outage")
+        wait(lambda: http(box, f"http://127.0.0.1:{web}/healthz")[0] == 200, 30, "healthz 200")
+        now = {o["client_id"] for o in json.loads(http(box, f"http://127.0.0.1:{port}/_state")[1])["open_orders"]}
+        assert len(now) >= 8 and not now & old, (now, old)
+        journal = box.run(["journalctl", "--no-pager", "-o", "cat", "-u", unit], check=True).stdout
+        assert "reset: cancelled" in journal and "ready without the exchange" in journal, journal
+        assert "Traceback" not in journal and "crashed" not in journal, journal
+        box.run(["systemctl", "stop", unit], check=True)
+        assert box.show(unit, "Result")["Result"] == "success"
+    finally:
+        box.sh(f"systemctl stop {unit} {fake_unit}.service; systemctl reset-failed {unit} {fake_unit}.service; "
+               f"rm -f /etc/gridbot/{name}.json; gridbot credentials rm {name}; systemctl daemon-reload", timeout=60)
