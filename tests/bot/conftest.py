@@ -51,6 +51,18 @@ def fake():
         yield f
 
 
+class Recorder(Notifier):
+    """A notifier that keeps what it would have told systemd."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+        self.sent: list[dict[str, str]] = []
+
+    def send(self, **fields: str) -> bool:
+        self.sent.append(fields)
+        return True
+
+
 def make_bot(tmp: Path, fake: FakeBackpack, cfg: GridConfig | None = None, **adapter: Any) -> Bot:
     adapter.setdefault("min_interval_s", 0)
     adapter.setdefault("markets_ttl_s", 0)  # re-read market rules on every reconcile

@@ -16,27 +16,14 @@ import httpx
 from gridbot import account
 from gridbot.exchange.backpack import BackpackExchange
 from gridbot.exchange.base import Side
-from gridbot.notify import Notifier
 from gridbot.bot.main import fresh_start_step
 from gridbot.runner import EX_OK, RESERVED_EPOCH, Bot
 from gridbot.store import Store
 from gridbot_testsupport import free_port
 
-from .conftest import PUB, SECRET, config, posts, reaped, runner_env, sigterm, venue_ids
+from .conftest import PUB, SECRET, Recorder, config, posts, reaped, runner_env, sigterm, venue_ids
 
 NAME = "t"
-
-
-class Recorder(Notifier):
-    """A notifier that keeps what it would have told systemd."""
-
-    def __init__(self) -> None:
-        super().__init__("")
-        self.sent: list[dict[str, str]] = []
-
-    def send(self, **fields: str) -> bool:
-        self.sent.append(fields)
-        return True
 
 
 def adapter(cfg: Any) -> BackpackExchange:

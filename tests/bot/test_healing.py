@@ -12,11 +12,10 @@ import pytest
 from gridbot.bot import orders
 from gridbot import strategy as st
 from gridbot.exchange import _sign
-from gridbot.notify import Notifier
 from gridbot.status_http import StatusServer, metrics_text
 from gridbot.store import CANCELLED, REJECTED
 
-from .conftest import (OTHER_SECRET, Sock, books_agree, config, make_bot, posts, reaped,
+from .conftest import (OTHER_SECRET, Recorder, Sock, books_agree, config, make_bot, posts, reaped,
                        reconcile_due, run, sigterm, spawn_runner, start, venue_ids)
 
 
@@ -357,18 +356,6 @@ def test_out_of_range_and_stopped_grids_are_degraded(fake, tmp_path):
 
 
 # ------------------------------------------------------------------ 7. outages at start
-
-class Recorder(Notifier):
-    """A notifier that keeps what it would have told systemd."""
-
-    def __init__(self) -> None:
-        super().__init__("")
-        self.sent: list[dict[str, str]] = []
-
-    def send(self, **fields: str) -> bool:
-        self.sent.append(fields)
-        return True
-
 
 def test_start_waits_for_the_exchange_and_reports_ready_degraded_after_the_grace(fake, tmp_path):
     b = make_bot(tmp_path, fake)
