@@ -71,7 +71,8 @@ class StartupMixin(BotBase):
             same_base = old.p.base == market.base
             granted = Decimal((old_fp or {}).get("base_investment", "0"))
             # the new grid keeps what the old one owned, adjusted by any change of the coins granted to it
-            await self.check_feasible(market, carried(old, self.cfg.base_investment, granted) if same_base else None)
+            await self.check_feasible(market, carried(old, self.cfg.base_investment, granted) if same_base else None,
+                                      old_fp or fp)
             log.warning("grid parameters changed since the last run: cancelling %d orders of the old grid on %s %s",
                         len(self.state.by_cid), (old_fp or {}).get("exchange"), (old_fp or {}).get("symbol"))
             await self.retire_old_grid(old_fp or fp)
@@ -98,27 +99,36 @@ class StartupMixin(BotBase):
         log.info("new grid: %d levels %s..%s, %s %s per level, owns %s %s, client ids in epoch %d", self.cfg.levels,
                  params.buy[0], params.sell[-1], params.qty, market.base, budget, market.base, fresh.epoch)
 
-    async def check_feasible(self, market: "Market", regrid_base: Optional[Decimal] = None) -> None:
+    async def check_feasible(self, market: "Market", regrid_base: Optional[Decimal] = None,
+                             old_fp: Optional[dict[str, Any]] = None) -> None:
         """``validate``'s checks (``feasibility.problems``) on what the venue reports, before a new grid
         is placed: a ConfigError naming every problem (exit 78), so that `validate` ok means the bot
-        trades. At a re-grid (``self.state`` is the old grid) the quote its own buys lock counts, since
-        retiring them frees it, and ``regrid_base`` is the base it owned (None: a new base asset, so
-        ``base_investment`` must be on the account). A live price outside the range is a waiting grid,
-        not an error (``feasibility``'s docstring says why); health then says it is not trading."""
+        trades. At a re-grid (``old_fp``: the old grid's fields; ``self.state`` its state) the quote
+        its own open buys lock counts, since retiring them frees it, and ``regrid_base`` is the base it
+        owned (None: a new base asset, so ``base_investment`` must be on the account). A live price
+        outside the range is a waiting grid, not an error (``feasibility``'s docstring says why)."""
         from .. import feasibility
 
-        paper, regrid = self.cfg.exchange == "paper", self.state is not None
+        paper, regrid = self.cfg.exchange == "paper", old_fp is not None
         have = {a: b.available for a, b in (await self.ex.balances()).items()}
-        if self.state is not None and self.state.p.quote == market.quote:
-            locked = sum((price * rest for _g, side, price, rest in self.state.live().values() if side is st.BUY),
-                         Decimal(0))
-            have[market.quote] = have.get(market.quote, Decimal(0)) + locked
+        if (old_fp is not None and self.state is not None and self.state.p.quote == market.quote
+                and old_fp.get("exchange", self.cfg.exchange) == self.cfg.exchange):
+            have[market.quote] = have.get(market.quote, Decimal(0)) + await self._own_buys_lock(
+                old_fp.get("symbol", self.symbol))
         # paper: name the config keys, as validate does (at a re-grid the balances are the simulation's own)
         sources = (feasibility.PAPER_RULES if regrid else feasibility.paper_sources(self.cfg)) if paper else {}
         venue = feasibility.Venue(market, self.price, have, self.ex.taker_fee, sources)
         found = feasibility.problems(self.cfg, venue, own_base=regrid_base, waiting_ok=not paper)
         if found:
             raise ConfigError(f"the grid cannot trade on {self.cfg.exchange} {market.symbol}: {'; '.join(found)}")
+
+    async def _own_buys_lock(self, symbol: str) -> Decimal:
+        """The quote this state's buys resting on ``symbol`` lock (the venue's word, our orders only)."""
+        assert self.state is not None
+        live = self.state.live()
+        return sum((o.price * (o.qty - o.filled_qty) for o in await self.ex.open_orders(symbol)
+                    if o.client_id in live and live[o.client_id][1] is st.BUY
+                    and (r := self.store.order(o.client_id)) is not None and self._same_order(r, o)), Decimal(0))
 
     async def retire_old_grid(self, old_fp: dict[str, Any]) -> None:
         """The grid changed (range, size, symbol or exchange): take the old grid's orders off the venue
