@@ -7,7 +7,7 @@ writing each intent to the store *before* the exchange call. One module per job:
                     fresh_start_step (a live empty state's account check, run by start_up)
     core.py         Bot: the class that joins the parts below
     base.py         BotBase: the state every part shares, created in one __init__; the tunable timings
-    loop.py         run: signals, one cycle per exchange event, held levels' backoff, watchdog, shutdown
+    loop.py         run: signals, one cycle per exchange event, held and idle levels' backoff, watchdog, shutdown
     startup.py      fresh-start check, open (or re-grid) the state; retry until the exchange answers, READY=1
                     degraded after 20 s
     reconcile.py    make store and strategy agree with the venue (start, after errors, every 30 s)
@@ -40,7 +40,8 @@ venue's order id where known, else client id + symbol), and fills are read from 
 
 Healing on a real venue (issue 9): every placement answer is read (a 200 ``Expired`` is a
 rejection; a market order that ended short is settled, so a rebalance never sticks); refused levels
-are held and released with backoff (5 s doubling to 5 min), never given up; a reconcile every
+are held and released with backoff (5 s doubling to 5 min), never given up; idle levels (a short
+rebalance's sells) are refilled at the reconciles (``Refill``; backoff doubling to 30 min); a reconcile every
 ``reconcile_interval_s`` compares live orders with the venue's open orders and re-reads an hour of
 fills; market rules (price band, book state) are re-read with it and keep levels waiting instead of
 burning rejections. Exchange failures log one line per kind of failure per outage, never a

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ..store import Store
 
 HOLD_BASE_S, HOLD_MAX_S = 5.0, 300.0  # a refused level is retried after 5 s, 10 s, 20 s ... at most 5 min
+REFILL_MAX_S = 1800.0  # idle levels: refilled at a reconcile, again after 1, 2, 4 ... reconcile intervals, <= 30 min
 AUTH_RETRY_S = 60.0  # keys refused: try them again this often (one signed request)
 START_GRACE_S = 20.0  # exchange unreachable at start: READY=1 (degraded) after this, well inside TimeoutStartSec
 
@@ -61,6 +62,9 @@ class BotBase:
         self.started = False  # start-up reached the venue and reconciled: on_stop applies at shutdown
         self.hold_base_s, self.hold_max_s = HOLD_BASE_S, HOLD_MAX_S
         self._held_due: dict[int, float] = {}  # held gap -> monotonic time of its release
+        self.refill_max_s = REFILL_MAX_S
+        self._refill_due = 0.0  # monotonic time of the next Refill while gaps are idle
+        self._refills = 0  # Refills sent since no gap was idle (the backoff's exponent)
         self._reconciled_at = time.monotonic()
         self.auth_halted = False
         self.auth_retry_s = AUTH_RETRY_S

@@ -1,4 +1,4 @@
-"""The main loop: signals, one cycle per exchange event, held levels' backoff, the watchdog, stopping.
+"""The main loop: signals, one cycle per exchange event, held and idle levels' backoff, the watchdog, stopping.
 
 ``run`` owns the process from the event loop's start to the exit code: it installs the signal
 handlers (SIGTERM/SIGINT stop, SIGHUP reloads), starts the status port before the exchange is
@@ -59,6 +59,7 @@ class LoopMixin(BotBase):
             await self.execute(self.apply([st.CloseRetry(bal[base].available if base in bal else Decimal(0))]))
         if self.need_reconcile or time.monotonic() - self._reconciled_at >= self.cfg.reconcile_interval_s:
             await self.reconcile()
+            await self.execute(self._refill(time.monotonic()))
         now = time.monotonic()
         if now - self._balances_at >= BALANCES_EVERY_S or (intents and not self.ex.rate_limited):
             self._balances = await self.ex.balances()  # for status only; the strategy keeps its own books
@@ -85,6 +86,23 @@ class LoopMixin(BotBase):
         for g in due:
             del self._held_due[g]
         return self.apply([st.Release(due)])
+
+    def _refill(self, now: float) -> list[st.Intent]:
+        """At a reconcile, while gaps are idle (their sells lacked base, a buy netted below the minimum):
+        send ``Refill``. Every Refill arms the next one reconcile_interval_s later, doubling (1, 2, 4 ...
+        intervals, at most refill_max_s): a refill that healed them resets it, one that ended short or
+        was refused backs off. None while a market order is in flight (its end is settled first)."""
+        s = self.state
+        assert s is not None
+        if s.phase is not st.RUNNING or all(gap.side is not None for gap in s.gaps):
+            self._refills, self._refill_due = 0, 0.0
+            return []
+        if s.markets or now < self._refill_due:
+            return []
+        self._refills += 1
+        n = min(self._refills, 20)
+        self._refill_due = now + min(self.refill_max_s, self.cfg.reconcile_interval_s * 2 ** (n - 1))
+        return self.apply([st.Refill()])
 
     async def _guarded_cycle(self) -> None:
         """A cycle whose exchange failures keep the loop (and the watchdog) going: back off, then retry."""

@@ -4,6 +4,7 @@ Run at start, after an exchange error and every ``reconcile_interval_s`` (defaul
 (intents written but maybe never sent) are sent or adopted, orders cancelled or filled behind the
 bot's back are told to the strategy, an hour of fills is re-read for fills the venue shows late,
 a market order that ended is settled, and the market's rules (price band, book state) are re-read.
+After each periodic reconcile the loop refills idle levels (``LoopMixin._refill``, with backoff).
 Only orders this instance recorded are adopted or touched, and only if the venue's order is the one
 we placed (``OrdersMixin._same_order``).
 """

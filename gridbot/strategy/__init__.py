@@ -15,7 +15,12 @@ Lost levels come back (issue 9): a level the venue refused or closed at once (po
 ``Expired``) is *held*; the runner releases it after a backoff (``Release``), so it is retried
 later, never given up. A level cancelled behind the bot's back is placed again at once. A market
 order that ends without (fully) filling is a cancellation: the rebalance places what the base
-allows. ``missing(s)`` lists the levels without a live order, for status and health.
+allows, and the sells it could not cover stay *idle*, as does a gap whose filled buy nets below the
+minimum order. The runner sends ``Refill`` at its reconciles (with backoff) while any gap is idle:
+idle gaps get what a grid placed now would give them, buys at once and sells from the grid's free
+base, and ONE market buy (``refill``, sized like the rebalance) covers the sells still short; its
+end places them, and whatever it could not buy waits for the next ``Refill``. ``missing(s)`` lists
+the levels without a live order, for status and health.
 
 Notes: every noteworthy change sets ``state.note`` (text, shown in STATUS) and ``state.notice``, a
 typed ``Notice`` (level, kind) the runner logs by; it never searches the text.
@@ -40,8 +45,8 @@ from __future__ import annotations
 
 from ..records import Side
 from ._events import (
-    Cancel, Cancelled, CloseRetry, Event, Filled, Intent, Kind, Level, Market, NewEpoch, Notice, Place, Rejected,
-    Release, Resume, Rules, SetLimits, Stop, Tick,
+    Cancel, Cancelled, CloseRetry, Event, Filled, Intent, Kind, Level, Market, NewEpoch, Notice, Place, Refill,
+    Rejected, Release, Resume, Rules, SetLimits, Stop, Tick,
 )
 from ._state import (
     BUY, COUNTER_BITS, COUNTER_MAX, EPOCH_HEADROOM, EPOCH_MAX, MAX_REJECTS, PARKED, REBALANCING, RETIRED_ORDERS,
@@ -52,7 +57,7 @@ from ._step import client_id, init, missing, needs_epoch, step
 
 __all__ = [
     "Side", "Cancel", "Cancelled", "CloseRetry", "Event", "Filled", "Intent", "Kind", "Level", "Market", "NewEpoch",
-    "Notice", "Place", "Rejected", "Release", "Resume", "Rules", "SetLimits", "Stop", "Tick",
+    "Notice", "Place", "Refill", "Rejected", "Release", "Resume", "Rules", "SetLimits", "Stop", "Tick",
     "BUY", "COUNTER_BITS", "COUNTER_MAX", "EPOCH_HEADROOM", "EPOCH_MAX", "MAX_REJECTS", "PARKED", "REBALANCING",
     "RETIRED_ORDERS", "RUNNING", "SEEN_TRADES", "SELL", "SNAPSHOT_VERSION", "STOPPED", "U32", "WAITING", "ZERO",
     "Books", "Gap", "GridState", "MarketLeg", "Params", "Phase",

@@ -79,6 +79,12 @@ class Release:
 
 
 @dataclass(frozen=True, slots=True)
+class Refill:
+    """Idle gaps (a sell the base did not cover, a buy netting below the minimum) should hold an order
+    again: the runner sends this at a reconcile while any gap is idle, with backoff."""
+
+
+@dataclass(frozen=True, slots=True)
 class Rules:
     """The venue's market rules now: ``band`` (min, max) multipliers of the last price a limit price
     must lie within (None: no band); ``limits``/``markets``: whether the book takes limit / market
@@ -89,7 +95,8 @@ class Rules:
     markets: bool = True
 
 
-Event = Union[Tick, Filled, Rejected, Cancelled, Stop, Resume, SetLimits, NewEpoch, CloseRetry, Release, Rules]
+Event = Union[Tick, Filled, Rejected, Cancelled, Stop, Resume, SetLimits, NewEpoch, CloseRetry, Release, Refill,
+              Rules]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +118,7 @@ class Market:
     client_id: int
     side: Side
     qty: Decimal
-    reason: str  # "rebalance" or "close"
+    reason: str  # "rebalance" or "refill" (buys), "close" (sells)
 
 
 Intent = Union[Place, Cancel, Market]
@@ -131,7 +138,8 @@ class Kind(str, Enum):
     waiting = "waiting"  # the book takes no market orders: the start waits
     rebalance = "rebalance"  # buying the base the sells need
     grid = "grid"  # the grid was placed
-    short = "short"  # the rebalance bought less than asked: sell levels stay empty
+    short = "short"  # the rebalance bought less than asked: sell levels stay idle until a refill
+    refill = "refill"  # idle levels placed again; buying the base their sells need, or it fell short
     dropped = "dropped"  # a filled buy nets below the minimum order: its level is dropped
     market_ended = "market_ended"  # a market order was refused or ended unfilled
     rejected = "rejected"  # a level's order was refused: held, retried later

@@ -7,7 +7,7 @@ from decimal import Decimal
 from ..grid import round_down
 from ..records import Side
 from ._events import Cancel, Filled, Intent, Kind, Market
-from ._place import INFO, WARNING, _cid, _place_grid, _say, _try_place, _unlive
+from ._place import INFO, WARNING, _cid, _fill_idle, _place_grid, _say, _try_place, _unlive
 from ._state import (
     BUY, MAX_REJECTS, PARKED, REBALANCING, RETIRED_ORDERS, RUNNING, SEEN_TRADES, SELL, STOPPED, ZERO, GridState,
     MarketLeg,
@@ -82,12 +82,24 @@ def _market_done(s: GridState, cid: int) -> list[Intent]:
             note, before = s.note, s.notice
             out = _place_grid(s)
             idle = sum(1 for gap in s.gaps if gap.side is None)
-            # as loud as what came before (a refused or ended market order), louder if levels stay empty
+            # as loud as what came before (a refused or ended market order), louder if levels stay idle
             level = WARNING if idle or (before is not None and before.level is WARNING) else INFO
             _say(s, level, Kind.short, f"{note}; bought {filled} of {qty} {s.p.base}" + (
-                f": {idle} sell levels stay empty (not enough base)" if idle else ""))
+                f": {idle} sell levels stay idle until a refill buys their base" if idle else ""))
             return out
         return _place_grid(s)
+    if reason == "refill":
+        if s.phase is not RUNNING:  # a trigger fired meanwhile: the base bought is the close's to sell
+            return []
+        note, out = s.note, []
+        left, short = _fill_idle(s, out)  # the sells it paid for, nearest first
+        if filled < qty or left:
+            _say(s, WARNING, Kind.refill, (f"{note}; " if s.notice and s.notice.kind is Kind.market_ended else "")
+                 + f"refill bought {filled} of {qty} {s.p.base}"
+                 + (f": {left} sell levels stay idle, {short} {s.p.base} short, until the next refill" if left else ""))
+        else:
+            _say(s, INFO, Kind.refill, f"refill done: bought {filled} {s.p.base}; no level is idle")
+        return out
     if reason == "close":
         _say(s, INFO, Kind.close, f"close done: sold {filled} {s.p.base} at market")
     return []
@@ -188,9 +200,14 @@ def _trigger(s: GridState, price: Decimal) -> list[Intent]:
     _say(s, WARNING, Kind.trigger, f"{kind} at {price}: grid cancelled")
     if s.p.sell_on_trigger:
         s.close_pending = True
-        if not s.by_cid:
+        if _close_ready(s):
             out += _close(s)
     return out
+
+
+def _close_ready(s: GridState) -> bool:
+    """The close waits for every grid order to end, and for a refill's buy still in flight to book."""
+    return not s.by_cid and not any(m.reason == "refill" for m in s.markets.values())
 
 
 def _close(s: GridState) -> list[Intent]:

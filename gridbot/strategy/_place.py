@@ -5,7 +5,9 @@ note goes through ``_say``, which also sets the typed ``Notice`` (level, kind) t
 """
 from __future__ import annotations
 
-from ..grid import nearest_line
+from decimal import Decimal
+
+from ..grid import nearest_line, round_up
 from ._events import Intent, Kind, Level, Notice, Place
 from ._state import (
     BUY, COUNTER_BITS, COUNTER_MAX, RETIRED_ORDERS, RUNNING, SELL, WAITING, ZERO, GridState,
@@ -60,6 +62,54 @@ def _place_grid(s: GridState) -> list[Intent]:
         s.want.add(k)
     _say(s, INFO, Kind.grid, f"grid placed around line {e}")
     return _retry(s)
+
+
+def _buy_qty(s: GridState, short: Decimal) -> Decimal:
+    """The market buy that nets ``short`` base: grossed up by the fee charged in base, rounded up to
+    the step, at least the minimum order (the start's rebalance and a refill alike)."""
+    return max(round_up(short / (1 - s.p.market_fee), s.p.step), s.p.min_qty)
+
+
+def _free_base(s: GridState) -> Decimal:
+    """The grid's base not promised to a sell: its inventory less every sell leg's rest, the base a
+    partly filled buy will sell, and the pooled dust (kept for the next counter-sell). Never negative."""
+    promised = s.books.dust
+    for gap in s.gaps:
+        if gap.side is SELL:
+            promised += gap.qty - gap.filled
+        elif gap.side is BUY:
+            promised += gap.filled - gap.fee_base
+    return max(ZERO, s.inventory - promised)
+
+
+def _fill_idle(s: GridState, out: list[Intent]) -> tuple[int, Decimal]:
+    """Give idle gaps what a grid placed now would (``_place_grid``): a buy below the empty line, a sell
+    above it while the grid's free base lasts, nearest first; each is placed or wanted as usual. Returns
+    the idle sells left without base and the base they lack."""
+    e = _empty_line(s)
+    qty = s.p.qty
+    free = _free_base(s)
+    left, new = 0, []
+    for k in range(e, len(s.gaps)):
+        gap = s.gaps[k]
+        if gap.side is None:
+            if free >= qty:
+                free -= qty
+                gap.reset_leg(SELL, qty)
+                gap.basis = None
+                new.append(k)
+            else:
+                left += 1
+    for k in range(e):
+        gap = s.gaps[k]
+        if gap.side is None:
+            gap.reset_leg(BUY, qty)
+            gap.basis = None
+            new.append(k)
+    s.want.update(new)
+    for k in sorted(new):
+        _try_place(s, k, out)
+    return left, max(ZERO, left * qty - free)
 
 
 def _retry(s: GridState) -> list[Intent]:

@@ -62,7 +62,8 @@ class Params:
 
 
 class Gap:
-    """One slot. ``side`` None = idle (given up). ``cid`` 0 = no live order."""
+    """One slot. ``side`` None = idle (no base for its sell, or a buy netted below the minimum; a
+    ``Refill`` gives it an order again). ``cid`` 0 = no live order."""
 
     __slots__ = ("side", "qty", "filled", "cost", "fee_base", "fee_quote", "cid", "rejects", "basis")
 
@@ -84,8 +85,8 @@ class Gap:
 
 
 class MarketLeg:
-    """A market order in flight: why (``rebalance`` buys the sells' base, ``close`` sells it after a
-    trigger), how much, and how much has filled so far."""
+    """A market order in flight: why (``rebalance`` buys the sells' base at start, ``refill`` buys what
+    idle sells lack later, ``close`` sells the base after a trigger), how much, and how much has filled."""
 
     __slots__ = ("reason", "qty", "filled")
 
@@ -94,7 +95,7 @@ class MarketLeg:
 
     @property
     def side(self) -> Side:
-        return BUY if self.reason == "rebalance" else SELL
+        return BUY if self.reason in ("rebalance", "refill") else SELL
 
 
 class Books:

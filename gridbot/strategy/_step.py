@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from ..grid import round_up
 from ._events import (
-    Cancelled, CloseRetry, Event, Filled, Intent, Kind, Market, NewEpoch, Rejected, Release, Resume, Rules, SetLimits,
-    Stop, Tick,
+    Cancelled, CloseRetry, Event, Filled, Intent, Kind, Market, NewEpoch, Refill, Rejected, Release, Resume, Rules,
+    SetLimits, Stop, Tick,
 )
-from ._fills import _close, _close_retry, _on_fill, _on_gone, _on_stop, _trigger
-from ._place import INFO, _cid, _place_grid, _retry, _say, _sell_count, _try_place
+from ._fills import _close, _close_ready, _close_retry, _on_fill, _on_gone, _on_stop, _trigger
+from ._place import INFO, WARNING, _buy_qty, _cid, _fill_idle, _place_grid, _retry, _say, _sell_count, _try_place
 from ._state import (
     BUY, COUNTER_BITS, COUNTER_MAX, EPOCH_HEADROOM, EPOCH_MAX, PARKED, REBALANCING, RUNNING, WAITING, GridState,
     MarketLeg, Params, set_thresholds,
@@ -42,7 +41,7 @@ def client_id(epoch: int, counter: int) -> int:
 def missing(s: GridState) -> list[int]:
     """Gaps of a running grid without a live order: wanted (price, neighbour, band or book state
     keep them back), held after a rejection, or idle (no base for the sell, a buy netting below the
-    minimum). Empty unless the grid is running."""
+    minimum; the runner's ``Refill`` gives them orders again). Empty unless the grid is running."""
     if s.phase is not RUNNING:
         return []
     return [g for g, gap in enumerate(s.gaps) if not gap.cid]
@@ -67,7 +66,7 @@ def step(s: GridState, ev: Event) -> tuple[GridState, list[Intent]]:
         else:
             out = _on_gone(s, ev.client_id, rejected=isinstance(ev, Rejected),
                            reason=ev.reason if isinstance(ev, Rejected) else "cancelled")
-        if s.close_pending and not s.by_cid:
+        if s.close_pending and _close_ready(s):
             out += _close(s)
         return s, out
     if isinstance(ev, Stop):
@@ -91,6 +90,8 @@ def step(s: GridState, ev: Event) -> tuple[GridState, list[Intent]]:
                 s.want.add(g)
                 _try_place(s, g, out)
         return s, out
+    if isinstance(ev, Refill):
+        return s, _refill(s)
     if isinstance(ev, Rules):
         s.band, s.limits_ok, s.markets_ok = ev.band, ev.limits, ev.markets
         return s, _retry(s) if s.want else []
@@ -112,11 +113,39 @@ def _start(s: GridState) -> list[Intent]:
             _say(s, INFO, Kind.waiting,
                  f"waiting: the book takes no market orders, and the sells need {need - have} {s.p.base} more")
             return []
-        qty = round_up((need - have) / (1 - s.p.market_fee), s.p.step)
-        qty = max(qty, s.p.min_qty)
+        qty = _buy_qty(s, need - have)
         cid = _cid(s)
         s.markets[cid] = MarketLeg("rebalance", qty)
         s.phase = REBALANCING
         _say(s, INFO, Kind.rebalance, f"buying {qty} {s.p.base} for the sells")
         return [Market(cid, BUY, qty, "rebalance")]
     return _place_grid(s)
+
+
+def _refill(s: GridState) -> list[Intent]:
+    """Idle gaps get orders again, as a grid placed now would give them: buys at once, sells from the
+    grid's free base, and ONE market buy (reason ``refill``) of what the remaining sells lack, sized as
+    ``_start`` sizes the rebalance; its completion places them (``_market_done``). Only on a running
+    grid inside its range whose book takes limit orders, and never while a market order is in flight."""
+    price = s.price
+    if (s.phase is not RUNNING or not s.limits_ok or s.markets or price is None
+            or not s.p.buy[0] <= price <= s.p.sell[-1] or all(gap.side is not None for gap in s.gaps)):
+        return []
+    out: list[Intent] = []
+    idle = sum(1 for gap in s.gaps if gap.side is None)
+    left, short = _fill_idle(s, out)
+    back = idle - left
+    if not left:
+        _say(s, INFO, Kind.refill, f"refill: {back} idle levels get orders again")
+        return out
+    if not s.markets_ok:
+        _say(s, WARNING, Kind.refill, f"refill: {back} idle levels get orders again; {left} sell levels stay idle: "
+                                      f"the book takes no market orders, and they need {short} {s.p.base} more")
+        return out
+    qty = _buy_qty(s, short)
+    cid = _cid(s)
+    s.markets[cid] = MarketLeg("refill", qty)
+    _say(s, INFO, Kind.refill, f"refill: buying {qty} {s.p.base} for {left} idle sell levels"
+                               + (f"; {back} idle levels get orders again" if back else ""))
+    out.append(Market(cid, BUY, qty, "refill"))
+    return out

@@ -66,7 +66,7 @@ def test_a_market_rebalance_that_expires_books_its_part_and_never_sticks_even_ac
     assert [o.side for o in fake.open_orders()].count("Ask") == 1 and b.snapshot()["missing_levels"] == 1
     warn = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert any("market order" in w and "ended cancelled with 0.6 of" in w for w in warn), warn
-    assert any("sell levels stay empty" in w for w in warn), warn
+    assert any("sell levels stay idle" in w for w in warn), warn
     books_agree(b, fake)
     b.store.close()
 
@@ -85,6 +85,50 @@ def test_a_market_rebalance_that_expires_books_its_part_and_never_sticks_even_ac
     b = make_bot(tmp2, fake)
     run(b, lambda: start(b))
     assert b.state.phase == st.RUNNING and not b.state.markets
+
+
+def test_a_short_rebalance_is_refilled_at_the_reconciles_with_backoff_until_every_level_rests(fake, tmp_path, caplog):
+    mk = fake.account.markets["SOL_USDC"]
+    mk.liquidity = D("0.3")  # of the 1.0 the two sells need: neither sell is covered
+    b = make_bot(tmp_path, fake)
+    b.health.grace["missing"] = 0.0
+
+    def markets() -> list:
+        return [r for r in b.store.orders() if r.kind == "market"]
+
+    async def body() -> None:
+        await start(b)
+        assert st.missing(b.state) == [2, 3] and len(markets()) == 1 and not b.healthy()
+        reconcile_due(b)
+        await b.cycle()  # the reconcile's refill buys what both sells lack; it ends short again
+        first = markets()[1]
+        assert first.qty == D("0.71") and first.filled == D("0.3") and first.status == CANCELLED
+        assert st.missing(b.state) == [3] and [o.price for o in fake.open_orders() if o.side == "Ask"] == [D(155)]
+        assert 59 < b._refill_due - time.monotonic() <= 60  # next refill one reconcile interval later
+        reconcile_due(b)
+        await b.cycle()  # a reconcile inside the backoff: no refill
+        assert len(markets()) == 2 and st.missing(b.state) == [3]
+        mk.liquidity = None
+        b._refill_due = 0.0  # the backoff has passed
+        reconcile_due(b)
+        await b.cycle()
+        assert len(markets()) == 3 and markets()[2].qty == D("0.41") and not b.state.markets
+        assert 119 < b._refill_due - time.monotonic() <= 120  # it doubled
+        assert st.missing(b.state) == [] and len(fake.open_orders()) == 4
+        books_agree(b, fake)
+        assert b.healthy(), b.reasons()
+        reconcile_due(b)
+        await b.cycle()  # every level rests: the backoff is reset, nothing more is bought
+        assert (b._refills, b._refill_due, len(markets())) == (0, 0.0, 3)
+
+    with caplog.at_level(logging.INFO, logger="gridbot"):
+        run(b, body)
+    msgs = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert any(lv == logging.INFO and "refill: buying 0.71 SOL for 2 idle sell levels" in m for lv, m in msgs), msgs
+    assert any(lv == logging.WARNING and "refill bought 0.3 of 0.71" in m and "1 sell levels stay idle" in m
+               for lv, m in msgs), msgs
+    assert b.state.inventory == D("0.3") * 2 * D("0.999") + D("0.41") * D("0.999")  # every buy booked once, net
+    assert b.store.fill_count() == b.state.fills
 
 
 # ------------------------------------------------------------------ 2. continuous reconciliation

@@ -198,7 +198,7 @@ def test_a_rebalance_that_expires_part_filled_places_what_the_base_allows_and_la
     s, out = st.step(s, st.Cancelled(m.client_id))  # the venue expired the rest
     assert s.phase == st.RUNNING and not s.markets
     sells = [p for p in places(out) if p.side is Side.sell]
-    assert len(sells) == 1 and "sell levels stay empty" in s.note and len(st.missing(s)) == 1
+    assert len(sells) == 1 and "sell levels stay idle" in s.note and len(st.missing(s)) == 1
     inv = s.inventory
     s, out = st.step(s, st.Filled(m.client_id, D("0.5"), D(100), D(0), "SOL", "t2"))  # a late fill
     assert s.inventory == inv + D("0.5")
