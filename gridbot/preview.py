@@ -52,8 +52,9 @@ def plan(name: str, cfg: "GridConfig", saved_grid: Optional[dict[str, Any]], sna
     state = GridState.from_dict(snapshot)
     base, quote = cfg.base_asset, cfg.quote_asset
     what = "; ".join(f"{k} {old} -> {nw}" for k, (old, nw) in changed.items())
-    lines = [f"{name}: the grid changed ({what}); on start the bot will:",
-             f"  cancel the {len(state.by_cid)} open order(s) of the old grid"]
+    lines = [f"{name}: the grid changed ({what}); on start the bot will:"]
+    if state.by_cid:  # none after a stop with on_stop=cancel
+        lines.append(f"  cancel the {len(state.by_cid)} open order(s) of the old grid")
     price = state.price
     if cfg.exchange == "paper":
         tick, step, min_qty = cfg.paper.tick_size, cfg.paper.step_size, cfg.paper.min_qty

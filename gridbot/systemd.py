@@ -299,6 +299,13 @@ class Manager:
         names = [instance_of(_text(r[0])) for r in rows]
         return sorted(n for n in names if n)
 
+    def active_states(self, names: list[str]) -> dict[str, str]:
+        """name -> ActiveState, in one call (ListUnitsByNames): what ``start`` needs to say "already running"."""
+        if not names:
+            return {}
+        listed = self._call(b"ListUnitsByNames", b"as", [unit_name(n, checked=False).encode() for n in names])
+        return {instance_of(_text(row[0])) or _text(row[0]): _text(row[3]) for row in listed}
+
     def rows(self, names: list[str], enabled: set[str]) -> list[UnitRow]:
         """State, PID, restarts, accounting and status text for each name, in one connection.
 

@@ -76,6 +76,9 @@ def main() -> None:
     except GridbotError as exc:
         print(f"gridbot: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
+    except click.NoArgsIsHelpError as exc:  # bare `gridbot` or `gridbot credentials`: the help, not an "error"
+        print(exc.format_message())
+        sys.exit(exc.exit_code)
     except click.UsageError as exc:
         words = _words(typer.main.get_command(app))
         hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""

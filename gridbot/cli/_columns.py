@@ -29,7 +29,7 @@ def list_cells(rec: dict, row: Optional[UnitRow]) -> list[str]:
             orders, r.money(rec.get("realised_profit")), r.money(rec.get("total_pnl")),
             r.since_h(row.since_us) if active and row is not None else "-", str(rec["restarts"]),
             r.cpu_h(row.cpu_ns) if row is not None else "-", r.bytes_h(rec["memory_bytes"]),
-            "enabled" if rec["enabled"] else "-"]
+            "enabled" if rec["enabled"] else "disabled"]
 
 
 def list_styles(rec: dict) -> dict:

@@ -86,7 +86,11 @@ def credentials_rm(ctx: typer.Context, name: str = typer.Argument(..., autocompl
     """Delete NAME's stored API keys and its live drop-in."""
     fc: fleet.Context = ctx.obj
     n = fleet.resolve(fc, [name])[0]
-    print(f"{n}: credentials removed" if fleet.remove_credentials(fc, n) else f"{n}: had no credentials")
+    if fleet.remove_credentials(fc, n):
+        print(f"{n}: credentials removed")
+    else:
+        fleet.require_known(fc, [n])  # nothing removed: a name gridbot does not know is exit 5, as everywhere
+        print(f"{n}: had no credentials")
 
 
 def _editor(path: Path) -> int:
@@ -95,6 +99,9 @@ def _editor(path: Path) -> int:
     import shutil
 
     cmd = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    if not cmd and not sys.stdin.isatty():  # the default editor would wait for a terminal forever
+        raise UsageError("not a terminal: the default editor needs one; set $EDITOR to a command that edits "
+                         "the file without one")
     argv = shlex.split(cmd) if cmd else [next((e for e in ("editor", "nano", "vi") if shutil.which(e)), "vi")]
     try:
         return subprocess.call([*argv, str(path)])
@@ -109,11 +116,12 @@ def _edit_again(why: str) -> bool:
     return typer.confirm("edit again? (no keeps the installed config)", default=True)
 
 
-def edit(ctx: typer.Context, name: str = typer.Argument(..., autocompletion=_complete_names, show_default=False)) -> None:
+def edit(ctx: typer.Context, name: str = typer.Argument(..., autocompletion=_complete_names, show_default=False),
+         new: bool = typer.Option(False, "--new", help="NAME has no config yet: start from a paper example")) -> None:
     """Edit NAME's config safely: a private copy in $EDITOR, validated, then installed atomically."""
     fc: fleet.Context = ctx.obj
     n = fleet.resolve(fc, [name])[0]
-    if fleet.edit_config(fc, n, _editor, _edit_again):
+    if fleet.edit_config(fc, n, _editor, _edit_again, new=new):
         print(f"{n}: config updated; `gridbot restart {n}` applies it to a running instance")
     else:
         print(f"{n}: unchanged")

@@ -48,15 +48,16 @@ class _Progress:
         self.shown = True
 
 
-def _jobs(fc: fleet.Context, verb: str, method: str, targets: list[str], timeout: float, stale: Iterable[str] = ()) -> list[str]:
+def _jobs(fc: fleet.Context, verb: str, method: str, targets: list[str], timeout: float, stale: Iterable[str] = (),
+          already: Iterable[str] = ()) -> list[str]:
     """Run the jobs, printing each result the moment its job ends; exit 1 if any failed.
 
-    ``stale``: instances that were running when ``start -c`` replaced their config; starting a
-    running unit is a no-op, so each is told that its new config applies after a restart. Returns
-    those of them that are still running."""
+    ``already``: instances that were running before ``start``; starting a running unit is a no-op,
+    so each is told so. ``stale``: those of them whose config ``start -c`` replaced: each is told
+    that its new config applies after a restart. Returns those still running."""
     progress = _Progress({"started": "starting", "stopped": "stopping", "restarted": "restarting",
                           "reloaded": "reloading"}.get(verb, verb))
-    stale = set(stale)
+    stale, already = set(stale), set(already)
     ok, old = [], []
 
     def done(o: fleet.JobOutcome) -> None:
@@ -65,6 +66,10 @@ def _jobs(fc: fleet.Context, verb: str, method: str, targets: list[str], timeout
             print(f"{o.name}: already running with its previous config; the new one applies after a restart "
                   f"(`gridbot restart {o.name}`)", flush=True)
             old.append(o.name)
+            ok.append(True)
+            return
+        if o.ok and o.name in already:
+            print(f"{o.name}: already running", flush=True)
             ok.append(True)
             return
         ok.append(_report_one(verb, o))
@@ -98,9 +103,9 @@ def start(
     configs = fleet.preflight(fc, targets, incoming)
     _confirm_changes(fc, configs, yes, starting=True)
     replaced = [i.name for i in incoming if i.changed]
-    running = set(fleet.active(fc, replaced)) if replaced else set()
+    running = set(fleet.active(fc, targets))
     fleet.install(incoming)
-    stale = _jobs(fc, "started", "StartUnit", targets, timeout, stale=running)
+    stale = _jobs(fc, "started", "StartUnit", targets, timeout, stale=running & set(replaced), already=running)
     if stale and sys.stdin.isatty() and typer.confirm(f"restart {', '.join(stale)} now?"):
         _confirm_changes(fc, {n: configs[n] for n in stale}, yes)
         _jobs(fc, "restarted", "RestartUnit", stale, timeout)

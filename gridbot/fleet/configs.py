@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Optional
 from .. import config as cfgmod
 # the account's shared rate limit and what one bot polls: one set of figures, enforced by the bot itself
 from ..account.budget import ACCOUNT_REQUESTS_PER_MIN, poll_budget, requests_per_min
-from ..errors import ConfigError, InstanceNotFound, UsageError
+from ..errors import ConfigError, GridbotError, InstanceNotFound, PermissionDenied, UsageError
 from .context import Context, write_file, resolve
 
 if TYPE_CHECKING:
@@ -150,7 +150,7 @@ def install(incoming: Iterable[Incoming]) -> None:
 
 
 NEW_CONFIG = b"""{
-  "$schema": "https://gridbot.invalid/schema/config.json",
+  "$schema": "file:///usr/local/share/gridbot/config.schema.json",
   "exchange": "paper",
   "symbol": "SOL_USDC",
   "lower_price": 100,
@@ -161,13 +161,20 @@ NEW_CONFIG = b"""{
 """
 
 
-def edit_config(ctx: Context, name: str, editor: Callable[[Path], int], again: Callable[[str], bool]) -> bool:
+def edit_config(ctx: Context, name: str, editor: Callable[[Path], int], again: Callable[[str], bool], *,
+                new: bool = False) -> bool:
     """``gridbot edit NAME``, as ``visudo``/``systemctl edit`` do it: the editor gets a private copy,
     the result is read once, validated and clash-checked, and only then installed atomically.
     A bad result keeps the installed file (``again(why)`` may send the user back to the editor).
-    Returns whether the config changed."""
+    Refused before the editor opens: an instance without a config (unless ``new``: then a starting
+    config is offered), and a user who could not install the result. Returns whether it changed."""
     target = cfgmod.config_path(name, ctx.config_dir)
-    original: Optional[bytes] = cfgmod.read_regular(target) if os.path.lexists(target) else None
+    exists = os.path.lexists(target)
+    if not exists and not new:
+        raise InstanceNotFound(f"no such instance '{name}': no {target}; `gridbot edit --new {name}` writes a new one")
+    if not os.access(ctx.config_dir if ctx.config_dir.exists() else ctx.config_dir.parent, os.W_OK):
+        raise PermissionDenied(f"to edit {name} you need root (sudo): the result is installed in {ctx.config_dir}")
+    original: Optional[bytes] = cfgmod.read_regular(target) if exists else None
     tmpdir = tempfile.mkdtemp(prefix="gridbot-edit-")  # 0700: only we (and root) see the draft
     draft = Path(tmpdir) / f"{name}.json"
     try:
@@ -175,7 +182,8 @@ def edit_config(ctx: Context, name: str, editor: Callable[[Path], int], again: C
         while True:
             rc = editor(draft)
             if rc != 0:
-                raise UsageError(f"the editor exited with status {rc}; {target} unchanged")
+                how = f"was killed by signal {-rc}" if rc < 0 else f"exited with status {rc}"
+                raise GridbotError(f"the editor {how}; {target} unchanged")
             data = cfgmod.read_regular(draft)
             if data == original:
                 return False

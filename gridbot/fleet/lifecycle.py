@@ -105,7 +105,8 @@ def require_known(ctx: Context, names: list[str]) -> None:
 def active(ctx: Context, names: list[str]) -> list[str]:
     """Those of ``names`` whose unit is running (active, activating or reloading)."""
     with ctx.manager() as m:
-        return [r.name for r in m.rows(names, set()) if r.active_state in ("active", "activating", "reloading")]
+        states = m.active_states(names)
+    return [n for n in names if states.get(n) in ("active", "activating", "reloading")]
 
 
 def instances_in_state(ctx: Context, *states: str, skipped: Optional[list[str]] = None) -> list[str]:

@@ -157,8 +157,10 @@ def test_config_the_bot_cannot_read_is_refused_and_edit_is_safe(box, make_instan
     r = box.gridbot("restart", name)
     assert r.returncode == 0, r.stderr
     wait_for(lambda: active(box, name) == "active", what="active after restart")
-    r = box.gridbot("edit", name, user="op", env={"EDITOR": "/bin/true"})  # unchanged: nothing to write
-    assert r.returncode == 0 and "unchanged" in r.stdout, r.stderr
+    # an operator could never install the result: refused before the editor opens, naming the right
+    r = box.gridbot("edit", name, user="op", env={"EDITOR": "/usr/bin/touch /tmp/edited"})
+    assert_clean_error(r, 4)
+    assert "need root (sudo)" in r.stderr and box.run(["test", "-e", "/tmp/edited"]).returncode != 0
 
 
 # -- 4: polkit grants exactly gridbot's names; --all skips foreign units -------------------------

@@ -248,3 +248,39 @@ def test_a_live_grid_change_asks_first_refuses_without_a_terminal_and_yes_applie
         box.sh("systemctl stop gridbot@chg_live.service fakebp-chg.service; systemctl reset-failed gridbot@chg_live.service; "
                "rm -f /etc/gridbot/chg_live.json /etc/gridbot/credentials/chg_live.*; "
                "rm -rf /etc/systemd/system/gridbot@chg_live.service.d; systemctl daemon-reload")
+
+
+# -- first-day details found by trying it as a new user ----------------------------------------
+MARK = "/root/editor-ran"
+
+
+def test_edit_refuses_before_the_editor_opens_and_new_makes_one(box, make_instance):
+    ed = {"EDITOR": f"/usr/bin/touch {MARK}"}
+    r = box.gridbot("edit", "ed_none", env=ed)  # no such instance: 5, as on every verb; the editor never runs
+    assert r.returncode == 5 and "no such instance 'ed_none'" in r.stderr and "gridbot edit --new ed_none" in r.stderr
+    assert not exists(box, MARK) and not exists(box, "/etc/gridbot/ed_none.json")
+    name = make_instance("ed_a")
+    r = box.gridbot("edit", name)  # no terminal and no $EDITOR: the default editor would hang
+    assert r.returncode == 2 and "not a terminal" in r.stderr and "$EDITOR" in r.stderr
+    box.put("/root/kill-me.sh", "#!/bin/sh\nkill -TERM $$\n", mode="0755")
+    before = box.run(["cat", f"/etc/gridbot/{name}.json"], check=True).stdout
+    r = box.gridbot("edit", name, env={"EDITOR": "/root/kill-me.sh"})
+    assert r.returncode == 1 and "the editor was killed by signal 15" in r.stderr and "unchanged" in r.stderr
+    assert box.run(["cat", f"/etc/gridbot/{name}.json"], check=True).stdout == before
+    made = make_instance("ed_new", text=None)  # registered for clean-up; --new writes the file itself
+    box.sh(f"rm -f /etc/gridbot/{made}.json", check=True)
+    r = box.gridbot("edit", "--new", made, env={"EDITOR": "/bin/true"})  # the starting config, as offered
+    assert r.returncode == 0 and "config updated" in r.stdout, r.stderr
+    assert json.loads(box.run(["cat", f"/etc/gridbot/{made}.json"], check=True).stdout)["exchange"] == "paper"
+    assert box.gridbot("validate", made).returncode == 0
+
+
+def test_bare_gridbot_credentials_rm_unknown_and_start_of_a_running_one(box, make_instance):
+    r = box.gridbot()
+    assert r.returncode == 2 and r.stdout.startswith("Usage: gridbot") and r.stderr == ""
+    r = box.gridbot("credentials", "rm", "cr_none")
+    assert r.returncode == 5 and "no such instance 'cr_none'" in r.stderr
+    name = make_instance("run_twice")
+    assert box.gridbot("start", name, check=True).stdout.strip() == f"{name}: started"
+    r = box.gridbot("start", name)
+    assert r.returncode == 0 and r.stdout.strip() == f"{name}: already running", r.stdout

@@ -70,3 +70,17 @@ def test_a_grid_the_bot_would_refuse_is_said_so():
     old = cfg()
     p = preview.plan("c", cfg(qty_per_level="0.001"), preview.fingerprint(old), running_state(old))
     assert p is not None and "refuse to start" in "\n".join(p.lines)
+
+
+def test_a_grid_stopped_with_its_orders_cancelled_has_nothing_to_cancel():
+    """on_stop=cancel left no order open: the preview does not promise to cancel 0 orders."""
+    old = cfg()
+    s = st.GridState.from_dict(running_state(old))
+    s, intents = st.step(s, st.Stop(cancel=True))
+    for i in intents:
+        s, _ = st.step(s, st.Cancelled(i.client_id))
+    assert not s.by_cid
+    p = preview.plan("d", cfg(lower_price="140"), preview.fingerprint(old), s.to_dict())
+    assert p is not None
+    text = "\n".join(p.lines)
+    assert "cancel the" not in text and "place a new grid 140.00..200.00" in text
