@@ -11,7 +11,7 @@ import pytest
 
 from gridbot import account, fleet
 from gridbot.account import claim
-from gridbot.errors import ConfigError, UsageError
+from gridbot.errors import ConfigError, GridbotError, InstanceNotFound, UsageError
 from gridbot.fleet import check_clashes
 from gridbot.models import GridConfig
 
@@ -95,8 +95,15 @@ def test_edit_keeps_the_old_file_on_a_bad_result_and_installs_a_good_one(tmp_pat
     with pytest.raises(ConfigError, match="levels.*unchanged"):
         fleet.edit_config(ctx, "ed", bad, lambda why: asked.append(why) or False)
     assert target.read_bytes() == before and asked and "levels" in asked[0]
-    with pytest.raises(UsageError, match="editor exited with status 3"):
+    with pytest.raises(GridbotError, match="editor exited with status 3") as failed:
         fleet.edit_config(ctx, "ed", lambda p: 3, lambda why: False)
+    assert failed.value.exit_code == 1  # the editor failed, not the command line
+    with pytest.raises(GridbotError, match="editor was killed by signal 15"):
+        fleet.edit_config(ctx, "ed", lambda p: -15, lambda why: False)
+    assert target.read_bytes() == before
+    with pytest.raises(InstanceNotFound, match="gridbot edit --new nothing"):
+        fleet.edit_config(ctx, "nothing", lambda p: pytest.fail("the editor must not open"), lambda why: False)
+    assert not (tmp_path / "nothing.json").exists()
     assert fleet.edit_config(ctx, "ed", lambda p: 0, lambda why: False) is False  # untouched
     good = lambda p: (p.write_text(json.dumps({**GOOD, "levels": 12})), 0)[1]  # noqa: E731
     assert fleet.edit_config(ctx, "ed", good, lambda why: False) is True
