@@ -33,7 +33,7 @@ from .. import strategy as st
 from ..errors import AuthError, ConfigError, ExchangeError, OrderRejected
 from ..exchange.base import OrderStatus
 from ..health import failure_kind
-from ..models import grid_fingerprint
+from ..models import OnStop, grid_fingerprint
 from ..store import CANCELLED, NOT_PLACED, OPEN, PENDING
 from .base import BotBase
 from .failures import WAIT_MAX_S
@@ -71,8 +71,15 @@ class StartupMixin(BotBase):
             same_base = old.p.base == market.base
             granted = Decimal((old_fp or {}).get("base_investment", "0"))
             # the new grid keeps what the old one owned, adjusted by any change of the coins granted to it
-            await self.check_feasible(market, carried(old, self.cfg.base_investment, granted) if same_base else None,
-                                      old_fp or fp)
+            try:
+                await self.check_feasible(market, carried(old, self.cfg.base_investment, granted) if same_base
+                                          else None, old_fp or fp)
+            except ConfigError:  # the bot will not run: the old grid's orders go as at any stop (on_stop)
+                if self.cfg.on_stop is OnStop.cancel and self.state.by_cid:
+                    log.warning("the new grid cannot trade; on_stop=cancel: cancelling the %d orders of the old grid",
+                                len(self.state.by_cid))
+                    await self.retire_old_grid(old_fp or fp)
+                raise
             log.warning("grid parameters changed since the last run: cancelling %d orders of the old grid on %s %s",
                         len(self.state.by_cid), (old_fp or {}).get("exchange"), (old_fp or {}).get("symbol"))
             await self.retire_old_grid(old_fp or fp)

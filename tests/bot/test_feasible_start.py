@@ -12,6 +12,7 @@ import pytest
 
 from gridbot import strategy as st
 from gridbot.errors import ConfigError
+from gridbot.store import OPEN
 from gridbot_testsupport.fake_backpack import FakeBackpack
 
 from .conftest import PUB, config, make_bot, posts, run, start, venue_ids
@@ -67,8 +68,26 @@ def test_an_infeasible_new_grid_leaves_the_running_one_alone(tmp_path):
             return str(exc.value)
         msg = run(b2, body)
         assert "the grid needs " in msg and "USDC" in msg, msg
-        assert venue_ids(fake) == before  # nothing cancelled: the old grid keeps trading until the config is fixed
+        assert venue_ids(fake) == before  # on_stop=keep: the bot does not run, its orders stay as at any stop
         assert b2.store.get("grid") == grid
+
+
+def test_an_infeasible_new_grid_with_on_stop_cancel_cancels_the_old_grid_and_keeps_its_books(tmp_path):
+    """The bot will not run the new grid: its old orders go as on_stop says for any stop, never left
+    resting unmanaged against the user's wish; the state still describes the old grid."""
+    with FakeBackpack(PUB, balances={"SOL": D(0), "USDC": D(10000)}, prices={"SOL_USDC": D(150)}) as fake:
+        b = make_bot(tmp_path, fake, config(fake.base_url, on_stop="cancel"))
+        run(b, lambda: start(b))
+        grid = b.store.get("grid")
+        assert len(venue_ids(fake)) == 4
+        b2 = make_bot(tmp_path, fake, config(fake.base_url, on_stop="cancel", qty_per_level="100"))
+
+        async def body():
+            with pytest.raises(ConfigError):
+                await start(b2)
+        run(b2, body)
+        assert venue_ids(fake) == []  # cancelled, as a stop with on_stop=cancel would
+        assert b2.store.get("grid") == grid and not b2.store.orders(OPEN)
 
 
 def test_a_feasible_new_grid_counts_the_quote_its_old_buys_free(tmp_path):
