@@ -3,6 +3,7 @@ cleanup, run. Each validates through ``fleet`` first, then reports every job the
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Iterable, List, Optional
 
@@ -14,14 +15,16 @@ from . import _render as r
 from ._app import AllOpt, ConfigOpt, NamesArg, TimeoutOpt, _names, _skipped_note
 
 
-def _report_one(verb: str, o: fleet.JobOutcome) -> bool:
+def _report_one(verb: str, o: fleet.JobOutcome, said: Optional[str] = None) -> bool:
+    """One line per job; a failure carries the bot's own last error line (``said``) when readable."""
     if o.ok:
         print(f"{o.name}: {verb}", flush=True)
         return True
     why = ""
     if o.row is not None and o.row.result not in ("", "success"):
         why = f" ({o.row.result}, exit status {o.row.exit_status})"
-    print(f"{o.name}: {verb} FAILED: job {o.result}{why}; see `gridbot logs {o.name}`", file=sys.stderr, flush=True)
+    tail = f": {said}" if said else f"; see `gridbot logs {o.name}`"
+    print(f"{o.name}: {verb} FAILED: job {o.result}{why}{tail}", file=sys.stderr, flush=True)
     return False
 
 
@@ -72,8 +75,9 @@ def _jobs(fc: fleet.Context, verb: str, method: str, targets: list[str], timeout
             print(f"{o.name}: already running", flush=True)
             ok.append(True)
             return
-        ok.append(_report_one(verb, o))
+        ok.append(_report_one(verb, o, None if o.ok else fleet.last_error(fc, o.name, t0)))
 
+    t0 = time.time()
     try:
         fleet.run_jobs(fc, method, targets, timeout, on_done=done, on_wait=progress.waiting)
     finally:

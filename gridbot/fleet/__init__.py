@@ -20,7 +20,7 @@ from .configs import (NEW_CONFIG, Incoming, change_plans, check_clashes, configu
 from .context import Context, resolve, valid_names
 from .dropins import (LIVE_DENY, LIVE_DROPIN, check_credentials, has_live_dropin, live_dropin, remove_credentials,
                       set_credentials)
-from .journal import JOURNAL_GROUPS, check_journal_access, journal_command, recent_log
+from .journal import JOURNAL_GROUPS, check_journal_access, journal_command, last_error, recent_log
 from .lifecycle import (JobOutcome, active, all_names, cleanup, enable, enabled_instances, ensure_template, figures,
                         figures_dir, info, instances_in_state, known, preflight, records, require_known, rows, run_jobs, status,
                         stop_all)
@@ -33,7 +33,7 @@ __all__ = [
     "Context", "resolve", "valid_names",
     "LIVE_DENY", "LIVE_DROPIN", "check_credentials", "has_live_dropin", "live_dropin", "remove_credentials",
     "set_credentials",
-    "JOURNAL_GROUPS", "check_journal_access", "journal_command", "recent_log",
+    "JOURNAL_GROUPS", "check_journal_access", "journal_command", "last_error", "recent_log",
     "JobOutcome", "active", "all_names", "cleanup", "enable", "ensure_template", "figures", "figures_dir",
     "info", "enabled_instances", "instances_in_state", "known", "records", "preflight", "require_known", "rows", "run_jobs", "status", "stop_all",
     "RUNNING_STATES", "ResetPlan", "check_can_remove", "remove", "reset_apply", "reset_plan",

@@ -64,3 +64,23 @@ def recent_log(ctx: Context, name: str, lines: int = 5) -> list[str]:
     except (GridbotError, OSError, subprocess.TimeoutExpired):
         return []
     return [ln for ln in out.stdout.splitlines() if ln and not ln.startswith("-- ")]
+
+
+def last_error(ctx: Context, name: str, since_s: float) -> Optional[str]:
+    """The instance's last error line since ``since_s`` (epoch seconds): why a start or restart just
+    failed, in the bot's own words (``not starting: ...``). None when there is none, or the caller
+    may not read the journal (then the CLI points to ``gridbot logs``)."""
+    import time
+
+    try:
+        check_journal_access(ctx)
+        cmd = journal_command(ctx, [name], lines=1, since=f"@{int(since_s)}", priority="err", output="cat")
+        for _attempt in range(3):  # journald may not have taken in the exiting bot's last line yet
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=5)
+            lines = [ln for ln in out.stdout.splitlines() if ln.strip() and not ln.startswith("-- ")]
+            if lines:
+                return lines[-1].strip()
+            time.sleep(0.2)
+    except (GridbotError, OSError, subprocess.TimeoutExpired):
+        pass
+    return None

@@ -250,6 +250,35 @@ def test_a_live_grid_change_asks_first_refuses_without_a_terminal_and_yes_applie
                "rm -rf /etc/systemd/system/gridbot@chg_live.service.d; systemctl daemon-reload")
 
 
+def test_a_live_grid_the_account_cannot_fund_fails_its_start_with_the_bots_own_words(box):
+    """validate cannot see a live account's balances (only the sandboxed bot holds the keys): the bot
+    refuses at start (exit 78, nothing placed) and `gridbot start` prints its reason, not only a pointer
+    to the logs."""
+    api_key, api_secret = keypair()
+    port = LIVE_PORT + 1
+    live = {"exchange": "backpack", "symbol": "SOL_USDC", "lower_price": 100, "upper_price": 200, "levels": 10,
+            "qty_per_level": 100, "backpack": {"base_url": f"http://127.0.0.1:{port}", "poll_interval_s": 0.5}}
+    box.put("/etc/gridbot/poor_live.json", json.dumps(live))
+    try:
+        start_fake_backpack(box, "fakebp-poor", port, api_key, "/root/fake-poor.json")
+        box.gridbot("credentials", "set", "poor_live", input=json.dumps({"api_key": api_key, "api_secret": api_secret}),
+                    check=True)
+        assert box.gridbot("validate", "poor_live", "--offline").returncode == 0
+        r = box.gridbot("start", "poor_live")
+        assert r.returncode == 1, r.stderr
+        (line,) = r.stderr.strip().splitlines()
+        assert line.startswith("poor_live: started FAILED: job failed (exit-code, exit status 78): not starting: "
+                               "the grid cannot trade on backpack SOL_USDC: the grid needs "), line
+        assert "the USDC balance is 10000" in line
+        assert box.show("gridbot@poor_live.service", "NRestarts")["NRestarts"] == "0"
+        state = json.loads(box.run(["cat", "/root/fake-poor.json"], check=True).stdout)
+        assert state.get("open_orders", []) == [] and state.get("fills", []) == []  # nothing was placed
+    finally:
+        box.sh("systemctl stop gridbot@poor_live.service fakebp-poor.service; systemctl reset-failed "
+               "gridbot@poor_live.service; rm -f /etc/gridbot/poor_live.json /etc/gridbot/credentials/poor_live.*; "
+               "rm -rf /etc/systemd/system/gridbot@poor_live.service.d; systemctl daemon-reload")
+
+
 # -- first-day details found by trying it as a new user ----------------------------------------
 MARK = "/root/editor-ran"
 
