@@ -18,7 +18,8 @@ bought at market with quote, exactly as the strategy's start does.
 
 A live grid whose price is outside its range at start is not an error (``waiting_ok``): waiting
 for the price is what a grid set below or above the market is for, and the bot reports it as not
-trading (health ``range``). A paper price comes from the config, so there it is one.
+trading (health ``range``). A fresh paper grid's price comes from the config, so there it is one;
+at a paper re-grid the simulated price has moved since, and the grid waits for it as a live one does.
 """
 from __future__ import annotations
 

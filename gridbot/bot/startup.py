@@ -100,7 +100,8 @@ class StartupMixin(BotBase):
             self.store.put("strategy", fresh.to_dict())
             self.store.put("grid", fp)
             self.store.put("started_ms", now_ms())
-        if self.cfg.exchange != "paper" and self.price is not None and not params.buy[0] <= self.price <= params.sell[-1]:
+        waits = self.cfg.exchange != "paper" or old is not None  # see check_feasible
+        if waits and self.price is not None and not params.buy[0] <= self.price <= params.sell[-1]:
             log.warning("the price %s is outside the grid %s..%s: the grid waits, placing nothing, until it comes "
                         "into the range", self.price, params.buy[0], params.sell[-1])
         log.info("new grid: %d levels %s..%s, %s %s per level, owns %s %s, client ids in epoch %d", self.cfg.levels,
@@ -113,7 +114,8 @@ class StartupMixin(BotBase):
         trades. At a re-grid (``old_fp``: the old grid's fields; ``self.state`` its state) the quote
         its own open buys lock counts, since retiring them frees it, and ``regrid_base`` is the base it
         owned (None: a new base asset, so ``base_investment`` must be on the account). A live price
-        outside the range is a waiting grid, not an error (``feasibility``'s docstring says why)."""
+        outside the range, or a paper one at a re-grid (it has moved since the config's start price),
+        is a waiting grid, not an error (``feasibility``'s docstring says why)."""
         from .. import feasibility
 
         paper, regrid = self.cfg.exchange == "paper", old_fp is not None
@@ -125,7 +127,9 @@ class StartupMixin(BotBase):
         # paper: name the config keys, as validate does (at a re-grid the balances are the simulation's own)
         sources = (feasibility.PAPER_RULES if regrid else feasibility.paper_sources(self.cfg)) if paper else {}
         venue = feasibility.Venue(market, self.price, have, self.ex.taker_fee, sources)
-        found = feasibility.problems(self.cfg, venue, own_base=regrid_base, waiting_ok=not paper)
+        # a fresh paper grid's price is the config's own: outside the range it would wait forever. A live
+        # price, or a simulated one that has moved since, is the market's: the grid waits for it
+        found = feasibility.problems(self.cfg, venue, own_base=regrid_base, waiting_ok=not paper or regrid)
         if found:
             raise ConfigError(f"the grid cannot trade on {self.cfg.exchange} {market.symbol}: {'; '.join(found)}")
 

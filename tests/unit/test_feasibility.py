@@ -186,3 +186,16 @@ def test_paper_venue_price_is_the_streams_first_price(tmp_path):
                                                                      "price": {"start_price": "150.3"}}}))
     ex = open_exchange(c, tmp_path)
     assert feasibility.paper_venue(c).price == asyncio.run(ex.last_price(c.symbol)) == D("150.5")
+
+
+def test_a_paper_regrid_away_from_the_price_waits_where_a_fresh_start_refuses(tmp_path):
+    """At a fresh paper start the price is the config's own (outside the range: refused, as validate
+    says). At a re-grid the simulated price is the market's by now: the new grid waits for it."""
+    sol = {**SOL, "paper": {"price": {"start_price": "150"}}}
+    assert bot_errors(sol, tmp_path / "a") == []
+    away = {**sol, "lower_price": "300", "upper_price": "400"}
+    errors, b = start_bot(away, tmp_path / "a")
+    assert errors == [] and b.state is not None and b.state.phase is core.WAITING
+    assert b.state.p.buy[0] == D("300")  # the new grid, waiting for the price
+    (refused,) = start_bot(away, tmp_path / "fresh")[0]
+    assert "the price 150.00 (paper.price.start_price) is outside the grid 300.00..400.00" in refused
