@@ -106,15 +106,22 @@ def test_failed_instance_listed_then_cleanup(box, make_instance):
     assert active(box, "broken_one") == "inactive"
 
 
-def test_start_failure_is_reported_with_a_pointer_to_logs(box, make_instance):
+def test_start_failure_is_reported_with_its_reason_or_a_pointer_to_logs(box, make_instance):
     make_instance("bad_start", text=paper_config())
     box.put("/etc/gridbot/bad_start.json", paper_config())
     # a config the CLI accepts but the bot cannot run: state directory made unusable
     box.sh("mkdir -p /var/lib/gridbot && touch /var/lib/gridbot/bad_start", check=True)
-    r = box.gridbot("start", "bad_start", "--timeout", "20")
-    box.sh("rm -f /var/lib/gridbot/bad_start")
-    assert r.returncode == 1
-    assert "bad_start: started FAILED" in r.stderr and "gridbot logs bad_start" in r.stderr
+    try:
+        r = box.gridbot("start", "bad_start", "--timeout", "20")
+        assert r.returncode == 1
+        (line,) = r.stderr.strip().splitlines()  # root reads the journal: the reason itself, one line
+        assert line.startswith("bad_start: started FAILED: job failed (exit-code, exit status 238): ")
+        assert "Failed to set up special execution directory in /var/lib: File exists" in line
+        r = box.gridbot("start", "bad_start", "--timeout", "20", user="op")  # no journal rights: the pointer
+        assert r.returncode == 1
+        assert "bad_start: started FAILED" in r.stderr and "see `gridbot logs bad_start`" in r.stderr
+    finally:
+        box.sh("rm -f /var/lib/gridbot/bad_start")
 
 
 def test_list_shows_never_started_and_enabled_but_stopped(box, make_instance):
