@@ -3,6 +3,7 @@ after saying which right is missing when an operator would otherwise see only '-
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from typing import Optional
@@ -12,6 +13,9 @@ from ..errors import GridbotError, PermissionDenied
 from .context import Context
 
 
+# systemd's own lines about any failed start say nothing the job result does not: not a reason
+_GENERIC = re.compile(r"^Failed to start |: (Main process exited|Failed with result|Scheduled restart job|"
+                      r"Start request repeated too quickly|Control process exited)")
 JOURNAL_GROUPS = ("systemd-journal", "adm", "wheel")  # journalctl shows the system journal to these
 
 
@@ -74,12 +78,13 @@ def last_error(ctx: Context, name: str, since_s: float) -> Optional[str]:
 
     try:
         check_journal_access(ctx)
-        cmd = journal_command(ctx, [name], lines=1, since=f"@{int(since_s)}", priority="err", output="cat")
+        cmd = journal_command(ctx, [name], lines=10, since=f"@{int(since_s)}", priority="err", output="cat")
         for _attempt in range(3):  # journald may not have taken in the exiting bot's last line yet
             out = subprocess.run(cmd, capture_output=True, text=True, timeout=5)
-            lines = [ln for ln in out.stdout.splitlines() if ln.strip() and not ln.startswith("-- ")]
+            lines = [ln.strip() for ln in out.stdout.splitlines()
+                     if ln.strip() and not ln.startswith("-- ") and not _GENERIC.search(ln)]
             if lines:
-                return lines[-1].strip()
+                return lines[-1]
             time.sleep(0.2)
     except (GridbotError, OSError, subprocess.TimeoutExpired):
         pass
