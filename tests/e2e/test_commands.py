@@ -222,15 +222,29 @@ def test_restart_of_a_changed_paper_grid_says_what_the_bot_will_do(box, make_ins
 LIVE_PORT = 18998
 
 
-def test_a_live_grid_change_asks_first_refuses_without_a_terminal_and_yes_applies(box):
+def live_instance(box, name: str, port: int, **over) -> dict:
+    """A live instance NAME (10 levels 100..200 on SOL_USDC) with its keys set, trading on a fake
+    Backpack (unit fakebp-NAME) on ``port``: 10 SOL, 10000 USDC, price 150. Returns its config."""
     api_key, api_secret = keypair()
     live = {"exchange": "backpack", "symbol": "SOL_USDC", "lower_price": 100, "upper_price": 200, "levels": 10,
-            "qty_per_level": 0.1, "backpack": {"base_url": f"http://127.0.0.1:{LIVE_PORT}", "poll_interval_s": 0.5}}
-    box.put("/etc/gridbot/chg_live.json", json.dumps(live))
+            "qty_per_level": 0.1, "backpack": {"base_url": f"http://127.0.0.1:{port}", "poll_interval_s": 0.5},
+            **over}
+    box.put(f"/etc/gridbot/{name}.json", json.dumps(live))
+    start_fake_backpack(box, f"fakebp-{name}", port, api_key, f"/root/fake-{name}.json")
+    box.gridbot("credentials", "set", name, input=json.dumps({"api_key": api_key, "api_secret": api_secret}),
+                check=True)
+    return live
+
+
+def forget_live(box, name: str) -> None:
+    box.sh(f"systemctl stop gridbot@{name}.service fakebp-{name}.service; systemctl reset-failed gridbot@{name}.service; "
+           f"rm -f /etc/gridbot/{name}.json /etc/gridbot/credentials/{name}.*; "
+           f"rm -rf /etc/systemd/system/gridbot@{name}.service.d; systemctl daemon-reload")
+
+
+def test_a_live_grid_change_asks_first_refuses_without_a_terminal_and_yes_applies(box):
     try:
-        start_fake_backpack(box, "fakebp-chg", LIVE_PORT, api_key, "/root/fake-chg.json")
-        box.gridbot("credentials", "set", "chg_live", input=json.dumps({"api_key": api_key, "api_secret": api_secret}),
-                    check=True)
+        live = live_instance(box, "chg_live", LIVE_PORT)
         box.gridbot("start", "chg_live", check=True)
         pid = box.show("gridbot@chg_live.service", "MainPID")["MainPID"]
         box.put("/etc/gridbot/chg_live.json", json.dumps({**live, "levels": 8}))
@@ -245,24 +259,15 @@ def test_a_live_grid_change_asks_first_refuses_without_a_terminal_and_yes_applie
         r = box.gridbot("restart", "chg_live", user="op")
         assert r.returncode == 0 and "readable by root only" in r.stderr, r.stderr
     finally:
-        box.sh("systemctl stop gridbot@chg_live.service fakebp-chg.service; systemctl reset-failed gridbot@chg_live.service; "
-               "rm -f /etc/gridbot/chg_live.json /etc/gridbot/credentials/chg_live.*; "
-               "rm -rf /etc/systemd/system/gridbot@chg_live.service.d; systemctl daemon-reload")
+        forget_live(box, "chg_live")
 
 
 def test_a_live_grid_the_account_cannot_fund_fails_its_start_with_the_bots_own_words(box):
     """validate cannot see a live account's balances (only the sandboxed bot holds the keys): the bot
     refuses at start (exit 78, nothing placed) and `gridbot start` prints its reason, not only a pointer
     to the logs."""
-    api_key, api_secret = keypair()
-    port = LIVE_PORT + 1
-    live = {"exchange": "backpack", "symbol": "SOL_USDC", "lower_price": 100, "upper_price": 200, "levels": 10,
-            "qty_per_level": 100, "backpack": {"base_url": f"http://127.0.0.1:{port}", "poll_interval_s": 0.5}}
-    box.put("/etc/gridbot/poor_live.json", json.dumps(live))
     try:
-        start_fake_backpack(box, "fakebp-poor", port, api_key, "/root/fake-poor.json")
-        box.gridbot("credentials", "set", "poor_live", input=json.dumps({"api_key": api_key, "api_secret": api_secret}),
-                    check=True)
+        live_instance(box, "poor_live", LIVE_PORT + 1, qty_per_level=100)
         assert box.gridbot("validate", "poor_live", "--offline").returncode == 0
         r = box.gridbot("start", "poor_live")
         assert r.returncode == 1, r.stderr
@@ -271,12 +276,10 @@ def test_a_live_grid_the_account_cannot_fund_fails_its_start_with_the_bots_own_w
                                "the grid cannot trade on backpack SOL_USDC: the grid needs "), line
         assert "the USDC balance is 10000" in line
         assert box.show("gridbot@poor_live.service", "NRestarts")["NRestarts"] == "0"
-        state = json.loads(box.run(["cat", "/root/fake-poor.json"], check=True).stdout)
+        state = json.loads(box.run(["cat", "/root/fake-poor_live.json"], check=True).stdout)
         assert state.get("open_orders", []) == [] and state.get("fills", []) == []  # nothing was placed
     finally:
-        box.sh("systemctl stop gridbot@poor_live.service fakebp-poor.service; systemctl reset-failed "
-               "gridbot@poor_live.service; rm -f /etc/gridbot/poor_live.json /etc/gridbot/credentials/poor_live.*; "
-               "rm -rf /etc/systemd/system/gridbot@poor_live.service.d; systemctl daemon-reload")
+        forget_live(box, "poor_live")
 
 
 # -- first-day details found by trying it as a new user ----------------------------------------
