@@ -155,8 +155,8 @@ def _budget(cfg: "GridConfig", venue: Venue, buy: tuple[Decimal, ...], sell: tup
             f"{have_quote}: raise it, grant the grid {m.base} (base_investment), or use a smaller qty_per_level/investment"]
 
 
-def check(cfg: "GridConfig", venue: Venue, *, own_base: Optional[Decimal] = None, waiting_ok: bool = False) -> None:
+def check(cfg: "GridConfig", venue: Venue) -> None:
     """Raise ConfigError listing every problem at once (the bot exits 78 on it)."""
-    found = problems(cfg, venue, own_base=own_base, waiting_ok=waiting_ok)
+    found = problems(cfg, venue)
     if found:
         raise ConfigError("; ".join(found))

@@ -129,6 +129,12 @@ class OrdersMixin(BotBase):
         return (o.side.value == row.side and o.qty == row.qty
                 and (row.price is None or o.price == row.price))
 
+    async def _our_open_orders(self, symbol: str) -> list[Order]:
+        """The venue's open orders on ``symbol`` that are ours: an order that only shares one of our
+        client ids (another state's, the user's) is not."""
+        return [o for o in await self.ex.open_orders(symbol)
+                if (row := self.store.order(o.client_id)) is not None and self._same_order(row, o)]
+
     async def _ours(self, cid: int) -> Optional[Order]:
         """The venue's view of our order ``cid``, or None if the venue has none that is ours."""
         row = self.store.order(cid)

@@ -30,7 +30,7 @@ RECONCILE_LOOKBACK_MS = 3_600_000  # reconcile re-reads an hour of fills: late f
 
 class ReconcileMixin(BotBase):
     """``reconcile`` and the market rules. Uses ``apply`` (persist) and ``execute``, ``poll_fills``,
-    ``_ours``, ``_same_order``, ``_market_ended`` (orders)."""
+    ``_ours``, ``_our_open_orders``, ``_market_ended`` (orders)."""
 
     async def refresh_rules(self) -> list[st.Intent]:
         """Read the market's rules (the adapter caches them 5 min) and tell the strategy when they change:
@@ -91,11 +91,7 @@ class ReconcileMixin(BotBase):
                 todo += self.apply([st.Cancelled(row.client_id)])
         await self.execute(todo)
         pending = {r.client_id for r in self.store.orders(PENDING)}
-        open_ids = set()
-        for o in await self.ex.open_orders(self.symbol):
-            row = self.store.order(o.client_id)
-            if row is not None and self._same_order(row, o):
-                open_ids.add(o.client_id)  # ours; an order that only shares our client id is not
+        open_ids = {o.client_id for o in await self._our_open_orders(self.symbol)}
         for cid in sorted(set(self.state.by_cid) - open_ids - pending):
             o = await self._ours(cid)
             if o is None or o.status in (OrderStatus.cancelled, OrderStatus.rejected):

@@ -48,7 +48,7 @@ log = logging.getLogger("gridbot")
 
 class StartupMixin(BotBase):
     """``start_up``, ``open_state`` and ``retire_old_grid``. Uses ``apply`` (persist), ``execute``,
-    ``poll_fills``, ``_ours``, ``_same_order`` (orders), ``reconcile``, ``cycle`` (loop) and the
+    ``poll_fills``, ``_ours``, ``_our_open_orders`` (orders), ``reconcile``, ``cycle`` (loop) and the
     failure bookkeeping."""
 
     async def open_state(self) -> None:
@@ -137,9 +137,8 @@ class StartupMixin(BotBase):
         """The quote this state's buys resting on ``symbol`` lock (the venue's word, our orders only)."""
         assert self.state is not None
         live = self.state.live()
-        return sum((o.price * (o.qty - o.filled_qty) for o in await self.ex.open_orders(symbol)
-                    if o.client_id in live and live[o.client_id][1] is st.BUY
-                    and (r := self.store.order(o.client_id)) is not None and self._same_order(r, o)), Decimal(0))
+        return sum((o.price * (o.qty - o.filled_qty) for o in await self._our_open_orders(symbol)
+                    if o.client_id in live and live[o.client_id][1] is st.BUY), Decimal(0))
 
     async def retire_old_grid(self, old_fp: dict[str, Any]) -> None:
         """The grid changed (range, size, symbol or exchange): take the old grid's orders off the venue
@@ -179,8 +178,7 @@ class StartupMixin(BotBase):
                 else:
                     self.store.set_status(r.client_id, ROW_STATUS[o.status], o.filled_qty, order_id=o.exchange_id)
             await self.poll_fills()  # the old grid's last fills reach its books (parked: nothing is placed)
-            left = [o.client_id for o in await self.ex.open_orders(old_sym)
-                    if (r := self.store.order(o.client_id)) is not None and self._same_order(r, o)]
+            left = [o.client_id for o in await self._our_open_orders(old_sym)]
         finally:
             self.symbol = self.cfg.symbol
         if left:
