@@ -18,9 +18,8 @@ from gridbot_testsupport.fake_backpack import FakeBackpack
 from .conftest import PUB, config, make_bot, posts, run, start, venue_ids
 
 
-def refusal(tmp_path, fake, cfg=None) -> str:
-    b = make_bot(tmp_path, fake, cfg)
-
+def refusal(b) -> str:
+    """Bot ``b``'s start-up refusal (a ConfigError must end it), in its words."""
     async def body():
         with pytest.raises(ConfigError) as exc:
             await start(b)
@@ -31,7 +30,7 @@ def refusal(tmp_path, fake, cfg=None) -> str:
 def test_a_grid_the_accounts_quote_cannot_pay_for_is_refused_before_any_order(tmp_path):
     # 4 levels 140..160 x 0.5 SOL: two buys (142.5 USDC) and 1.001 SOL bought at market (~150 USDC)
     with FakeBackpack(PUB, balances={"SOL": D(0), "USDC": D(100)}, prices={"SOL_USDC": D(150)}) as fake:
-        msg = refusal(tmp_path, fake)
+        msg = refusal(make_bot(tmp_path, fake))
         assert msg.startswith("the grid cannot trade on backpack SOL_USDC: the grid needs ")
         assert "buying 1.01 SOL at market for the 2 sell(s)" in msg and "the USDC balance is 100" in msg, msg
         assert posts(fake) == [] and venue_ids(fake) == []
@@ -39,7 +38,7 @@ def test_a_grid_the_accounts_quote_cannot_pay_for_is_refused_before_any_order(tm
 
 def test_coins_on_the_account_are_not_the_grids_unless_granted(tmp_path):
     with FakeBackpack(PUB, balances={"SOL": D(1), "USDC": D(10000)}, prices={"SOL_USDC": D(150)}) as fake:
-        msg = refusal(tmp_path, fake, config(fake.base_url, base_investment="5"))
+        msg = refusal(make_bot(tmp_path, fake, config(fake.base_url, base_investment="5")))
         assert "base_investment 5 SOL is more than the 1 SOL available on the account" in msg, msg
         assert posts(fake) == []
 
@@ -61,12 +60,7 @@ def test_an_infeasible_new_grid_leaves_the_running_one_alone(tmp_path):
         before, grid = venue_ids(fake), b.store.get("grid")
         assert len(before) == 4
         b2 = make_bot(tmp_path, fake, config(fake.base_url, qty_per_level="100"))  # a restart with 200x the size
-
-        async def body():
-            with pytest.raises(ConfigError) as exc:
-                await start(b2)
-            return str(exc.value)
-        msg = run(b2, body)
+        msg = refusal(b2)
         assert "the grid needs " in msg and "USDC" in msg, msg
         assert venue_ids(fake) == before  # on_stop=keep: the bot does not run, its orders stay as at any stop
         assert b2.store.get("grid") == grid
@@ -81,11 +75,7 @@ def test_an_infeasible_new_grid_with_on_stop_cancel_cancels_the_old_grid_and_kee
         grid = b.store.get("grid")
         assert len(venue_ids(fake)) == 4
         b2 = make_bot(tmp_path, fake, config(fake.base_url, on_stop="cancel", qty_per_level="100"))
-
-        async def body():
-            with pytest.raises(ConfigError):
-                await start(b2)
-        run(b2, body)
+        refusal(b2)
         assert venue_ids(fake) == []  # cancelled, as a stop with on_stop=cancel would
         assert b2.store.get("grid") == grid and not b2.store.orders(OPEN)
 
